@@ -1,0 +1,216 @@
+"""``load_model`` and ``LoadedModel``: a checkpoint with its tokenizer, and what the app asks of it."""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import loading
+from .model import Bert, BertConfig
+
+MAX_TOKENS = 512
+_MASK_ANY_CASE = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
+
+
+class InputError(ValueError):
+    """Input a user typed that the model cannot take; the message is meant for the user."""
+
+
+class MissingHeadError(RuntimeError):
+    """The checkpoint lacks the head (MLM or NSP) that a call needs."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised input, possibly truncated to the model's limit."""
+
+    tokens: list[str]
+    input_ids: np.ndarray  # (T,) int64
+    token_type_ids: np.ndarray  # (T,) int64: 0 = segment A, 1 = segment B
+    special: np.ndarray  # (T,) bool: [CLS], [SEP], …
+    word_ids: list[int | None]  # word index per token (None for specials)
+    offsets: list[tuple[int, int]]  # character span per token, in its own segment's text
+    n_original: int  # tokens before truncation
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Everything one forward pass exposes, as detached CPU float32 arrays."""
+
+    encoded: Encoded
+    attentions: np.ndarray  # (L, H, T, T): row = query token, column = key token
+    hidden_states: np.ndarray  # (L+1, T, D): embeddings output, then each layer
+    mlm_logits: np.ndarray | None  # (T, V)
+    nsp_probs: np.ndarray | None  # (2,): P(B follows A), P(B is random)
+    qkv: np.ndarray | None  # (3, L, H, T, d_k)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.encoded.tokens
+
+    @property
+    def input_ids(self) -> np.ndarray:
+        return self.encoded.input_ids
+
+    @property
+    def token_type_ids(self) -> np.ndarray:
+        return self.encoded.token_type_ids
+
+
+def normalize_masks(text: str, mask_token: str = "[MASK]") -> str:
+    """Accept [mask], [Mask], [ MASK ] … as the mask token."""
+    return _MASK_ANY_CASE.sub(mask_token, text)
+
+
+class LoadedModel:
+    """A loaded BERT: ``model`` (eval mode, never trained in place), its fast tokenizer, and facts about it."""
+
+    def __init__(self, model: Bert, tokenizer, name: str, kind: str, folder: Path, device: torch.device,
+                 dtype: torch.dtype, model_card: dict | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name, self.kind, self.folder = name, kind, folder
+        self.device, self.dtype = device, dtype
+        self.model_card = model_card
+        self._tok_lock = threading.Lock()  # fast tokenizers raise "Already borrowed" when shared across threads
+
+    # --- facts -------------------------------------------------------------------------------------
+    @property
+    def config(self) -> BertConfig:
+        return self.model.config
+
+    @property
+    def has_mlm_head(self) -> bool:
+        return self.model.has_mlm_head
+
+    @property
+    def has_nsp_head(self) -> bool:
+        return self.model.has_nsp_head
+
+    @property
+    def mask_token(self) -> str:
+        return self.tokenizer.mask_token
+
+    @property
+    def max_tokens(self) -> int:
+        return min(MAX_TOKENS, self.config.max_position_embeddings)
+
+    def facts(self) -> dict[str, object]:
+        c = self.config
+        return {"model": self.name, "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
+                "hidden": c.hidden_size, "parameters": self.model.num_parameters(), "vocab": c.vocab_size,
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "MLM head": self.has_mlm_head, "NSP head": self.has_nsp_head}
+
+    def copy_for_training(self, device: str | torch.device | None = None) -> Bert:
+        """A private fp32 copy of the model; the shared one is never trained."""
+        m = copy.deepcopy(self.model).float().train()
+        for p in m.parameters():
+            p.requires_grad_(True)
+        return m.to(loading.pick_device(device) if device is not None else self.device)
+
+    # --- tokenising ----------------------------------------------------------------------------------
+    def encode(self, text: str, text_pair: str | None = None, max_tokens: int | None = None) -> Encoded:
+        """Wordpieces with [CLS]/[SEP] and segment ids; longer input is cut to ``max_tokens`` (512)."""
+        if text is None or not str(text).strip():
+            raise InputError("Please type some text first (the input is empty).")
+        text = normalize_masks(str(text), self.mask_token)
+        if text_pair is not None and not str(text_pair).strip():
+            text_pair = None
+        if text_pair is not None:
+            text_pair = normalize_masks(str(text_pair), self.mask_token)
+        limit = min(max_tokens or self.max_tokens, self.max_tokens)
+        with self._tok_lock:
+            n_original = len(self.tokenizer(text, text_pair)["input_ids"])
+            enc = self.tokenizer(text, text_pair, truncation=True, max_length=limit, return_offsets_mapping=True,
+                                 return_special_tokens_mask=True, return_token_type_ids=True)
+            word_ids = enc.word_ids()
+            tokens = enc.tokens()
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        if len(ids) <= 2 + (text_pair is not None):
+            raise InputError("The text has no characters BERT can read (only spaces or control characters?).")
+        return Encoded(tokens=list(tokens), input_ids=ids,
+                       token_type_ids=np.asarray(enc.get("token_type_ids", [0] * len(ids)), dtype=np.int64),
+                       special=np.asarray(enc["special_tokens_mask"], dtype=bool), word_ids=list(word_ids),
+                       offsets=[tuple(o) for o in enc["offset_mapping"]], n_original=n_original,
+                       truncated=n_original > len(ids))
+
+    def tensors(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.as_tensor(enc.input_ids, device=self.device).unsqueeze(0)
+        tt = torch.as_tensor(enc.token_type_ids, device=self.device).unsqueeze(0)
+        return ids, tt
+
+    # --- forward -------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def inspect(self, text: str, text_pair: str | None = None, head_mask: np.ndarray | torch.Tensor | None = None,
+                with_qkv: bool = False, with_mlm: bool = True) -> Inspection:
+        """One forward pass with every attention map and hidden state (and Q/K/V on request)."""
+        enc = self.encode(text, text_pair)
+        ids, tt = self.tensors(enc)
+        hm = None if head_mask is None else torch.as_tensor(head_mask, device=self.device, dtype=self.dtype)
+        out = self.model(ids, tt, head_mask=hm, output_attentions=True, output_hidden_states=True,
+                         output_qkv=with_qkv, heads=False)
+        f32 = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+        mlm = f32(self.model.mlm_logits(out.last_hidden_state)[0]) if with_mlm and self.has_mlm_head else None
+        nsp = None
+        if self.has_nsp_head and text_pair is not None:
+            nsp = f32(self.model.cls.seq_relationship(out.pooled)[0].float().softmax(-1))
+        qkv = None
+        if with_qkv:
+            qkv = np.stack([np.stack([f32(t[0]) for t in layer]) for layer in out.qkv], axis=1)  # (3, L, H, T, d_k)
+        return Inspection(encoded=enc, attentions=np.stack([f32(a[0]) for a in out.attentions]),
+                          hidden_states=np.stack([f32(h[0]) for h in out.hidden_states]),
+                          mlm_logits=mlm, nsp_probs=nsp, qkv=qkv)
+
+    def require_mlm(self) -> None:
+        if not self.has_mlm_head:
+            raise MissingHeadError(
+                f"'{self.name}' has no masked-language-model head, so it cannot fill in [MASK]. "
+                "Use the bundled model (with its MLM adaptation) or a hub model such as bert-base-uncased.")
+
+    @torch.inference_mode()
+    def mask_probs(self, text: str, head_mask=None) -> tuple[Encoded, torch.Tensor]:
+        """Softmax over the vocabulary at every [MASK]: (Encoded, probs (M, V) float32 on CPU)."""
+        self.require_mlm()
+        enc = self.encode(text)
+        positions = np.flatnonzero(enc.input_ids == self.tokenizer.mask_token_id)
+        if len(positions) == 0:
+            hint = " (it was cut off: only the first 512 tokens are read)" if _MASK_ANY_CASE.search(text) else ""
+            raise InputError(f"There is no [MASK] in the text{hint}. Put [MASK] where BERT should guess a word, "
+                             "e.g. 'Paris is the capital of [MASK].'")
+        ids, tt = self.tensors(enc)
+        hm = None if head_mask is None else torch.as_tensor(head_mask, device=self.device, dtype=self.dtype)
+        h = self.model.encode(ids, tt, head_mask=hm).last_hidden_state[0, torch.as_tensor(positions)]
+        return enc, self.model.mlm_logits(h).float().softmax(-1).cpu()
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k (token, probability) for each [MASK], each mask predicted independently."""
+        _, probs = self.mask_probs(text)
+        top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
+        return [[(self.tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(ps, ids)]
+                for ps, ids in zip(top.values, top.indices)]
+
+
+def load_model(name: str = loading.BUNDLED, device: str | torch.device | None = None,
+               dtype: str | torch.dtype | None = None) -> LoadedModel:
+    """Load 'bundled', a hub id (e.g. 'bert-base-uncased') or a local HF folder; raises ModelLoadError."""
+    folder, kind = loading.resolve(name)
+    cfg = loading.read_config(folder)
+    sd = loading.read_state_dict(folder)
+    card = None
+    if kind == "bundled":
+        sd, card = loading.bundled_state_dict(sd)
+    model = loading.build_from_state_dict(cfg, sd, str(folder))
+    dev, dt = loading.pick_device(device), loading.pick_dtype(dtype)
+    model = model.to(device=dev, dtype=dt).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    tok = loading.load_tokenizer(folder)
+    return LoadedModel(model, tok, name=name, kind=kind, folder=folder, device=dev, dtype=dt, model_card=card)
