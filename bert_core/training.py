@@ -1,0 +1,428 @@
+"""The project's one training engine, and the objectives it trains: MLM (+NSP) and sequence classification.
+
+``train(model, objective, cfg, callback, cancel)`` runs AdamW with warm-up then decay, gradient clipping,
+gradient accumulation, optional mixed precision, seeded and reproducible, and reports a ``StepEvent`` per step.
+Cancel by setting the ``threading.Event``: it stops between steps. The CLI scripts, the pretraining lab and the
+fine-tuning lab all use this one loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import Tensor
+
+from .model import Bert
+
+IGNORE = -100  # label of positions that carry no loss
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000  # optimizer steps
+    batch_size: int = 32  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size × grad_accum)
+    lr: float = 5e-5  # peak learning rate
+    weight_decay: float = 0.01  # AdamW decay (not on biases / LayerNorm)
+    warmup_ratio: float = 0.06  # share of steps with linear warm-up
+    schedule: str = "linear"  # decay after warm-up: linear | cosine | constant
+    grad_clip: float = 1.0  # max global grad norm (0 = off)
+    mixed_precision: str = "no"  # no | bf16 | fp16 (autocast; fp16 uses a GradScaler on CUDA)
+    seed: int = 0  # seeds python, numpy, torch and the data order
+    eval_every: int = 0  # evaluate every N steps (0 = only at the end)
+    device: str = "auto"  # auto | cpu | cuda | mps
+    time_budget_s: float = 0.0  # >0: also stop after this long; the schedule then follows elapsed time
+
+
+@dataclass
+class StepEvent:
+    step: int
+    max_steps: int
+    loss: float
+    lr: float
+    samples_per_s: float
+    elapsed_s: float
+    metrics: dict[str, float] | None = None  # held-out metrics when evaluated at this step
+    done: bool = False
+    cancelled: bool = False
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    cancelled: bool
+    history: list[StepEvent] = field(default_factory=list)
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]: ...
+    def loss(self, model: Bert, batch: dict[str, Tensor]) -> Tensor: ...
+    def evaluate(self, model: Bert) -> dict[str, float]: ...
+
+
+def lr_at(step: int, cfg: TrainConfig, done: float | None = None) -> float:
+    """Learning rate at ``step``: linear warm-up, then linear/cosine decay to 0 (or constant).
+
+    ``done`` (0..1) overrides step / max_steps as the share of training done, e.g. elapsed / time budget.
+    """
+    done = step / max(1, cfg.max_steps) if done is None else done
+    if cfg.warmup_ratio > 0 and done < cfg.warmup_ratio:
+        return cfg.lr * min(1.0, (done + 1 / max(1, cfg.max_steps)) / cfg.warmup_ratio)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = (done - cfg.warmup_ratio) / max(1e-9, 1 - cfg.warmup_ratio)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * max(0.0, 1 - progress)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: Bert, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
+
+
+def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callable[[StepEvent], None] | None = None,
+          cancel: threading.Event | None = None) -> TrainResult:
+    """Train ``model`` in place on ``objective``; only parameters with requires_grad are updated."""
+    from .loading import pick_device
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model.to(device).train()
+    opt = make_optimizer(model, cfg)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 and device.type == "cuda" else None
+    batches = objective.batches(cfg.batch_size, random.Random(cfg.seed))
+    result = TrainResult(steps=0, cancelled=False)
+    t0 = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for step in range(cfg.max_steps):
+        if cancel is not None and cancel.is_set():
+            result.cancelled = True
+            break
+        done = None
+        if cfg.time_budget_s > 0:
+            done = max(step / cfg.max_steps, (time.perf_counter() - t0) / cfg.time_budget_s)
+        lr = lr_at(step, cfg, done)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        total, n_samples = 0.0, 0
+        for _ in range(cfg.grad_accum):
+            batch = {k: v.to(device) for k, v in next(batches).items()}
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = objective.loss(model, batch) / cfg.grad_accum
+            (scaler.scale(loss) if scaler else loss).backward()
+            total += float(loss.detach())
+            n_samples += int(batch["input_ids"].size(0))
+        if scaler:
+            scaler.unscale_(opt)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - t0
+        result.steps = step + 1
+        last = step + 1 == cfg.max_steps or (cfg.time_budget_s > 0 and elapsed >= cfg.time_budget_s)
+        metrics = None
+        if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            metrics = evaluate(model, objective)
+        ev = StepEvent(step=step + 1, max_steps=cfg.max_steps, loss=total, lr=lr,
+                       samples_per_s=result.steps * cfg.batch_size * cfg.grad_accum / max(elapsed, 1e-9),
+                       elapsed_s=elapsed, metrics=metrics, done=last)
+        result.history.append(ev)
+        if metrics:
+            result.final_metrics = metrics
+        if callback:
+            callback(ev)
+        if last:
+            break
+    if result.cancelled and callback:
+        callback(StepEvent(step=result.steps, max_steps=cfg.max_steps, loss=float("nan"), lr=0.0, samples_per_s=0.0,
+                           elapsed_s=time.perf_counter() - t0, done=True, cancelled=True))
+    model.eval()
+    return result
+
+
+def evaluate(model: Bert, objective: Objective) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        metrics = objective.evaluate(model)
+    model.train(was_training)
+    return metrics
+
+
+# --- MLM (+ NSP) ---------------------------------------------------------------------------------------
+
+def pack_texts(tokenizer, texts: list[str], seq_len: int) -> list[list[int]]:
+    """Tokenise texts and pack them, separated by [SEP], into [CLS] … [SEP] blocks of at most seq_len tokens."""
+    body = seq_len - 2
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    blocks, cur = [], []
+    for piece in ids:
+        piece = piece[:body]
+        if cur and len(cur) + 1 + len(piece) > body:
+            blocks.append(cur)
+            cur = []
+        cur = cur + [tokenizer.sep_token_id] + piece if cur else list(piece)
+    if cur:
+        blocks.append(cur)
+    return [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
+
+
+def mask_tokens(ids: Tensor, special: Tensor, word_start: Tensor, tokenizer, gen: torch.Generator,
+                prob: float = 0.15, whole_word: bool = False) -> tuple[Tensor, Tensor]:
+    """BERT's dynamic masking: pick ``prob`` of tokens (or whole words); of those 80% [MASK], 10% random, 10% kept.
+
+    ids/special/word_start: (B, T). Returns (masked input ids, labels with IGNORE where no loss).
+    """
+    if whole_word:  # choose word starts, then spread the choice over each word's continuation pieces
+        start_pick = (torch.rand(ids.shape, generator=gen) < prob) & word_start & ~special
+        word_index = torch.cumsum(word_start.long(), dim=1)
+        chosen = torch.zeros_like(start_pick)
+        for b in range(ids.size(0)):
+            picked_words = torch.unique(word_index[b][start_pick[b]])
+            chosen[b] = torch.isin(word_index[b], picked_words) & ~special[b]
+    else:
+        chosen = (torch.rand(ids.shape, generator=gen) < prob) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+    r = torch.rand(ids.shape, generator=gen)
+    out = ids.clone()
+    out[chosen & (r < 0.8)] = tokenizer.mask_token_id
+    rand_pos = chosen & (r >= 0.8) & (r < 0.9)
+    out[rand_pos] = torch.randint(len(tokenizer), (int(rand_pos.sum()),), generator=gen)
+    return out, labels
+
+
+def mlm_loss_and_logits(model: Bert, ids: Tensor, tt: Tensor, attn: Tensor, labels: Tensor,
+                        nsp_labels: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """MLM cross-entropy computed only at labelled positions (the vocabulary projection is the costly part)."""
+    out = model.encode(ids, tt, attn)
+    sel = labels != IGNORE
+    logits = model.mlm_logits(out.last_hidden_state[sel])  # (M, V)
+    # a batch of very short texts can draw no masked token at all: then no MLM loss (not NaN)
+    loss = F.cross_entropy(logits.float(), labels[sel]) if bool(sel.any()) else logits.float().sum() * 0.0
+    if nsp_labels is not None:
+        loss = loss + F.cross_entropy(model.cls.seq_relationship(out.pooled).float(), nsp_labels)
+    return loss, logits, labels[sel]
+
+
+class MLMObjective:
+    """Masked-language modelling on packed text, with an optional NSP task on sentence pairs.
+
+    With ``nsp=True`` each example is a pair of texts (B really follows A in a document half the time);
+    documents are the given texts, split into sentences.
+    """
+
+    def __init__(self, tokenizer, train_texts: list[str], eval_texts: list[str], seq_len: int = 128,
+                 mlm_prob: float = 0.15, whole_word: bool = False, nsp: bool = False, eval_size: int = 512,
+                 eval_seed: int = 1234):
+        self.tok, self.seq_len, self.prob, self.whole_word, self.nsp = tokenizer, seq_len, mlm_prob, whole_word, nsp
+        self.continuation = self._continuation_table()
+        if nsp:
+            self.train_docs = [split_sentences(t) for t in train_texts]
+            self.train_docs = [d for d in self.train_docs if len(d) >= 2]
+            self.eval_docs = [split_sentences(t) for t in eval_texts]
+            self.eval_docs = [d for d in self.eval_docs if len(d) >= 2][:eval_size]
+            if not self.train_docs:
+                raise ValueError("NSP needs texts of at least two sentences.")
+        else:
+            self.train_blocks = pack_texts(tokenizer, train_texts, seq_len)
+            if not self.train_blocks:
+                raise ValueError("No training text.")
+        self.eval_batches = self._fixed_eval(eval_texts, eval_size, eval_seed)
+
+    def _continuation_table(self) -> Tensor:
+        vocab = self.tok.convert_ids_to_tokens(list(range(len(self.tok))))
+        return torch.tensor([t is not None and t.startswith("##") for t in vocab], dtype=torch.bool)
+
+    def _collate(self, seqs: list[list[int]], types: list[list[int]], gen: torch.Generator,
+                 nsp_labels: list[int] | None = None) -> dict[str, Tensor]:
+        T = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), T), self.tok.pad_token_id, dtype=torch.long)
+        tt = torch.zeros_like(ids)
+        attn = torch.zeros_like(ids)
+        for i, (s, t) in enumerate(zip(seqs, types)):
+            ids[i, :len(s)] = torch.tensor(s)
+            tt[i, :len(t)] = torch.tensor(t)
+            attn[i, :len(s)] = 1
+        special = torch.isin(ids, torch.tensor(self.tok.all_special_ids)) | (attn == 0)
+        word_start = ~self.continuation[ids]
+        masked, labels = mask_tokens(ids, special, word_start, self.tok, gen, self.prob, self.whole_word)
+        batch = {"input_ids": masked, "token_type_ids": tt, "attention_mask": attn, "labels": labels}
+        if nsp_labels is not None:
+            batch["nsp_labels"] = torch.tensor(nsp_labels)
+        return batch
+
+    def _pair(self, docs: list[list[str]], rng: random.Random) -> tuple[list[int], list[int], int]:
+        doc = rng.choice(docs)
+        i = rng.randrange(len(doc) - 1)
+        if rng.random() < 0.5:
+            b, label = doc[i + 1], 0  # 0 = IsNext (HF convention)
+        else:
+            b, label = rng.choice(rng.choice(docs)), 1  # 1 = NotNext
+        enc = self.tok(doc[i], b, truncation=True, max_length=self.seq_len)
+        return enc["input_ids"], enc["token_type_ids"], label
+
+    def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]:
+        gen = torch.Generator().manual_seed(rng.randrange(2**31))
+        if self.nsp:
+            while True:
+                pairs = [self._pair(self.train_docs, rng) for _ in range(batch_size)]
+                yield self._collate([p[0] for p in pairs], [p[1] for p in pairs], gen, [p[2] for p in pairs])
+        order: list[int] = []
+        while True:
+            if len(order) < batch_size:
+                fresh = list(range(len(self.train_blocks)))
+                rng.shuffle(fresh)
+                order += fresh
+            chosen, order = order[:batch_size], order[batch_size:]
+            seqs = [self.train_blocks[i] for i in chosen]
+            yield self._collate(seqs, [[0] * len(s) for s in seqs], gen)
+
+    def _fixed_eval(self, eval_texts: list[str], size: int, seed: int) -> list[dict[str, Tensor]]:
+        """Held-out batches masked once with a fixed seed, so every evaluation scores the same positions."""
+        gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
+        if self.nsp:
+            if not self.eval_docs:
+                return []
+            pairs = [self._pair(self.eval_docs, rng) for _ in range(size)]
+            return [self._collate([p[0] for p in pairs[i:i + 32]], [p[1] for p in pairs[i:i + 32]], gen,
+                                  [p[2] for p in pairs[i:i + 32]]) for i in range(0, len(pairs), 32)]
+        seqs = [self.tok(t, truncation=True, max_length=self.seq_len)["input_ids"] for t in eval_texts[:size]]
+        return [self._collate(seqs[i:i + 32], [[0] * len(s) for s in seqs[i:i + 32]], gen)
+                for i in range(0, len(seqs), 32)]
+
+    def loss(self, model: Bert, batch: dict[str, Tensor]) -> Tensor:
+        return mlm_loss_and_logits(model, batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
+                                   batch["labels"], batch.get("nsp_labels"))[0]
+
+    def evaluate(self, model: Bert) -> dict[str, float]:
+        """Held-out masked-token loss, top-1 and top-5 accuracy (and NSP accuracy)."""
+        device = next(model.parameters()).device
+        n = top1 = top5 = 0
+        loss_sum = 0.0
+        nsp_right = nsp_n = 0
+        for b in self.eval_batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            out = model.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+            sel = b["labels"] != IGNORE
+            logits = model.mlm_logits(out.last_hidden_state[sel]).float()
+            gold = b["labels"][sel]
+            loss_sum += float(F.cross_entropy(logits, gold, reduction="sum"))
+            top = logits.topk(5, dim=-1).indices
+            top1 += int((top[:, 0] == gold).sum())
+            top5 += int((top == gold[:, None]).any(-1).sum())
+            n += int(gold.numel())
+            if "nsp_labels" in b:
+                pred = model.cls.seq_relationship(out.pooled).argmax(-1)
+                nsp_right += int((pred == b["nsp_labels"]).sum())
+                nsp_n += int(b["nsp_labels"].numel())
+        m = {"eval_loss": loss_sum / max(n, 1), "top1": top1 / max(n, 1), "top5": top5 / max(n, 1),
+             "masked_tokens": float(n)}
+        if nsp_n:
+            m["nsp_accuracy"] = nsp_right / nsp_n
+        return m
+
+
+def split_sentences(text: str) -> list[str]:
+    import re
+
+    return [s.strip() for s in re.split(r"(?<=[.!?;])\s+", text) if len(s.strip().split()) >= 2]
+
+
+# --- sequence classification --------------------------------------------------------------------------
+
+class ClassificationObjective:
+    """Fine-tuning: cross-entropy of the classifier head on the pooled [CLS] vector."""
+
+    def __init__(self, tokenizer, train: list[tuple[str, int]], evalset: list[tuple[str, int]], max_len: int = 64):
+        self.tok, self.max_len = tokenizer, max_len
+        self.train_set, self.eval_set = train, evalset
+
+    def _collate(self, rows: list[tuple[str, int]]) -> dict[str, Tensor]:
+        enc = self.tok([r[0] for r in rows], truncation=True, max_length=self.max_len, padding=True,
+                       return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+                "attention_mask": enc["attention_mask"], "labels": torch.tensor([r[1] for r in rows])}
+
+    def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]:
+        order: list[int] = []
+        while True:
+            if len(order) < batch_size:
+                fresh = list(range(len(self.train_set)))
+                rng.shuffle(fresh)
+                order += fresh
+            chosen, order = order[:batch_size], order[batch_size:]
+            yield self._collate([self.train_set[i] for i in chosen])
+
+    def loss(self, model: Bert, batch: dict[str, Tensor]) -> Tensor:
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+        return F.cross_entropy(out.cls_logits.float(), batch["labels"])
+
+    def predict(self, model: Bert, texts: list[str]) -> np.ndarray:
+        device = next(model.parameters()).device
+        probs = []
+        for i in range(0, len(texts), 64):
+            b = {k: v.to(device) for k, v in self._collate([(t, 0) for t in texts[i:i + 64]]).items()}
+            probs.append(model(b["input_ids"], b["token_type_ids"], b["attention_mask"]).cls_logits.float()
+                         .softmax(-1).cpu().numpy())
+        return np.concatenate(probs) if probs else np.zeros((0, 2))
+
+    def evaluate(self, model: Bert) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        if not self.eval_set:
+            return {}
+        probs = self.predict(model, [t for t, _ in self.eval_set])
+        gold = [y for _, y in self.eval_set]
+        pred = probs.argmax(-1)
+        return {"accuracy": float(accuracy_score(gold, pred)), "macro_f1": float(f1_score(gold, pred, average="macro"))}
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+def save_checkpoint(model: Bert, tokenizer, folder: str | Path, extra_config: dict | None = None) -> Path:
+    """Save as a normal Hugging Face folder (config.json, model.safetensors, tokenizer files)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.config.to_dict()
+    arch = ("BertForSequenceClassification" if model.classifier is not None else
+            "BertForPreTraining" if model.has_mlm_head and model.has_nsp_head else
+            "BertForMaskedLM" if model.has_mlm_head else "BertModel")
+    cfg.update({"architectures": [arch], **(extra_config or {})})
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    sd = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, str(folder / "model.safetensors"))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return asdict(cfg)
