@@ -1,5 +1,201 @@
-"""Placeholder until this page is built."""
+"""Attention explorer: every head of every layer, for a sentence or a sentence pair."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("attention")
-st.info("This page is being built.")
+from bert_core import InputError
+from bert_core.stats import STATISTICS, head_statistics, segment_crossing
+from ui import figures
+from ui.text import md_escape
+from ui.bertviz_embed import bertviz_html, bertviz_size
+from ui.state import current_model, inspect_text
+
+DEFAULT_A = "The cat sat on the mat because it was tired."
+DEFAULT_B = "Then it fell asleep in the sun."
+TABS = [":material/zoom_in: One head", ":material/apps: All layers × heads", ":material/insights: Head statistics",
+        ":material/compare_arrows: Between sentences", ":material/hub: bertviz"]
+
+st.session_state.setdefault("att_text", DEFAULT_A)
+st.session_state.setdefault("att_text_b", DEFAULT_B)
+st.session_state.setdefault("att_pair", False)
+
+
+def pick_head(chart_key: str) -> None:
+    """A click on the grid or the statistics map opens that (layer, head)."""
+    event = st.session_state.get(chart_key)
+    points = event.selection.points if event is not None else []
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, dict):  # plotly may hand an array back as {"0": …, "1": …}
+            cd = [cd[k] for k in sorted(cd, key=int)]
+        if cd is not None and len(cd) >= 2:
+            layer, head = int(cd[0]), int(cd[1])
+        elif p.get("point_index") is not None:  # markers are laid out layer by layer
+            layer, head = divmod(int(p["point_index"]), H)
+        else:
+            continue
+        st.session_state["att_layer"], st.session_state["att_head"] = min(layer, L - 1), min(head, H - 1)
+        return
+
+
+lm = current_model()
+L, H = lm.config.num_hidden_layers, lm.config.num_attention_heads
+
+st.title("Attention explorer")
+st.markdown("In every layer, each of BERT's attention heads lets every token (the **query**) look at all tokens "
+            "(the **keys**) and decide how much of each to mix into its new vector. Each row of a map below is one "
+            "token's attention and adds up to 1. Heads specialise: some look at the next word, some at `[SEP]`, "
+            "some link a pronoun to its noun. Type your own sentence and go hunting.")
+
+c_a, c_b = st.columns(2)
+text_a = c_a.text_area("Sentence A", key="att_text", height=90, max_chars=20000)
+pair = c_b.toggle("Add a second sentence (B) — a sentence pair", key="att_pair",
+                  help="BERT reads two sentences as [CLS] A [SEP] B [SEP], with segment ids 0 and 1.")
+text_b = c_b.text_area("Sentence B", key="att_text_b", height=68, max_chars=20000) if pair else None
+if pair and not (text_b or "").strip():
+    c_b.caption("Sentence B is empty, so only sentence A is read.")
+
+try:
+    ins = inspect_text(lm, text_a, text_b if pair else None)
+except InputError as e:
+    st.info(str(e), icon=":material/edit:")
+    st.stop()
+
+enc = ins.encoded
+tokens, T = enc.tokens, len(enc.tokens)
+is_pair = bool((enc.token_type_ids == 1).any())
+if enc.truncated:
+    st.warning(f"The input has {enc.n_original} wordpieces, but BERT reads at most {lm.max_tokens}: only the first "
+               f"{T} are shown (the rest was cut off).", icon=":material/content_cut:")
+if "[UNK]" in tokens:
+    st.caption("`[UNK]` marks characters that are not in this model's vocabulary (emoji, rare symbols…).")
+
+with st.expander(f"Wordpieces: {T} tokens, ids and segments", expanded=T <= 40):
+    table = pd.DataFrame({"token": tokens, "id": enc.input_ids.astype(int), "segment": np.where(
+        enc.token_type_ids == 1, "B", "A"), "special": np.where(enc.special, "yes", "")})
+    table.index.name = "position"
+    st.dataframe(table.astype(str).T, width="stretch")
+    st.caption("BERT splits words into **wordpieces** from a fixed vocabulary (`##` marks a piece that continues a "
+               "word). `[CLS]` opens the input, `[SEP]` closes each sentence. The **segment** id says which "
+               "sentence a token belongs to; it selects the segment embedding that is added to the token.")
+
+# --- head selection, shared by the tabs --------------------------------------------------------------
+st.session_state["att_layer"] = min(int(st.session_state.get("att_layer", 0)), L - 1)
+st.session_state["att_head"] = min(int(st.session_state.get("att_head", 0)), H - 1)
+s1, s2, s3 = st.columns([2, 2, 1.3])
+layer = s1.slider("Layer", 0, L - 1, key="att_layer", help="0 = first layer, right after the embeddings.")
+head = s2.slider("Head", 0, H - 1, key="att_head")
+hide = s3.toggle("Hide [CLS] / [SEP]", key="att_hide_special",
+                 help="Many heads park most of their attention on [CLS] or [SEP]; hiding them shows the rest. "
+                      "Rows then no longer add up to 1.")
+keep = ~enc.special if hide and (~enc.special).any() else None
+
+tabs = st.tabs(TABS, key="att_tab", on_change="rerun")
+
+
+def big_heatmap(container) -> None:
+    a = ins.attentions[layer, head]
+    container.plotly_chart(figures.attention_heatmap(a, tokens, f"Layer {layer}, head {head}", keep=keep),
+                           key="att_heatmap",
+                           config={"toImageButtonOptions": {"filename": f"attention_L{layer}_H{head}"}})
+
+
+with tabs[0]:
+    if tabs[0].open:
+        left, right = st.columns([3, 1.2])
+        big_heatmap(left)
+        a = ins.attentions[layer, head]
+        stats = head_statistics(ins.attentions[layer:layer + 1, head:head + 1], tokens)
+        with right:
+            st.markdown(f"**Layer {layer}, head {head}**")
+            st.markdown("Read a **row**: the token on the left is the query; the darker a cell, the more of the "
+                        "column's token it takes in. Hover a cell for *query → key : weight*.")
+            top_k = np.argsort(-a.max(axis=1))[:1]
+            q = int(top_k[0])
+            st.markdown(f"Strongest single link: **{md_escape(tokens[q])}** (#{q}) → "
+                        f"**{md_escape(tokens[int(a[q].argmax())])}** (#{int(a[q].argmax())}), "
+                        f"weight {a[q].max():.2f}.")
+            st.dataframe(pd.DataFrame({"value": [float(stats[k][0, 0]) for k in STATISTICS]},
+                                      index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
+            st.download_button("Attention matrix (CSV)", figures.attention_table(a, tokens).to_csv(),
+                               file_name=f"attention_layer{layer}_head{head}.csv", mime="text/csv",
+                               key="att_csv", width="stretch", icon=":material/download:")
+            st.caption("PNG: use the camera icon in the chart's toolbar.")
+
+with tabs[1]:
+    if tabs[1].open:
+        st.markdown(f"All {L * H} heads at once: one row of tiles per layer, one column per head. Each tile is that "
+                    "head's map, shrunk and scaled to its own maximum, so you can spot families at a glance: "
+                    "diagonal stripes (look at the next or previous word), a dark first or last column "
+                    "(everything on [CLS] or [SEP]), or broad blur (averaging over the sentence). "
+                    "**Click a tile** (or use the sliders) to open it large below.")
+        st.plotly_chart(figures.head_grid(ins.attentions, selected=(layer, head)), key="att_grid",
+                        on_select=lambda: pick_head("att_grid"), selection_mode="points",
+                        config={"displayModeBar": False})
+        big, note = st.columns([3, 1.2])
+        big_heatmap(big)
+        note.markdown(f"**Layer {layer}, head {head}**, large. Rows are queries, columns keys; hover a cell for "
+                      "*query → key : weight*. The tile outlined in the grid is the one shown here.")
+
+with tabs[2]:
+    if tabs[2].open:
+        stats = head_statistics(ins.attentions, tokens)
+        st.markdown("What does each head tend to do? For every head we average over all tokens of your input "
+                    "(after Clark et al., 2019, *What does BERT look at?*). Choose a statistic; the map shows it "
+                    "for every layer (row) and head (column). **Click a cell** to open that head in the other tabs.")
+        st.session_state.setdefault("att_stat", "sep")
+        stat = st.segmented_control("Statistic", list(STATISTICS), format_func=lambda k: STATISTICS[k][0],
+                                    key="att_stat", required=True)
+        name, meaning = STATISTICS[stat]
+        m, side = st.columns([2.2, 1])
+        fmt = ".1f" if stat in ("entropy", "distance") else ".2f"
+        m.plotly_chart(figures.stats_heatmap(stats[stat], name, selected=(layer, head), fmt=fmt),
+                       key="att_stats_map", on_select=lambda: pick_head("att_stats_map"), selection_mode="points",
+                       config={"displayModeBar": False})
+        with side:
+            st.markdown(f"**{name}**: {meaning}.")
+            flat = np.nan_to_num(stats[stat], nan=-np.inf).ravel()
+            best = np.argsort(-flat)[:5]
+            st.markdown("Highest: " + ", ".join(f"L{i // H} H{i % H} ({flat[i]:{fmt}})" for i in best))
+            st.markdown(f"**Layer {layer}, head {head}** (selected)")
+            st.dataframe(pd.DataFrame({"value": [float(stats[k][layer, head]) for k in STATISTICS]},
+                                      index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
+
+with tabs[3]:
+    if tabs[3].open:
+        if not is_pair:
+            st.info("Switch on **Add a second sentence (B)** above to see how BERT relates two sentences.",
+                    icon=":material/link:")
+        else:
+            st.markdown("With two sentences, BERT was pretrained on **next-sentence prediction** (NSP): does B "
+                        "really follow A? The `[CLS]` vector feeds a small classifier that answers. The chart shows, "
+                        "for each layer, how much of a token's attention (averaged over heads) goes to the *other* "
+                        "sentence: early layers mostly stay inside their own sentence; crossing grows where the model "
+                        "starts relating the two.")
+            if ins.nsp_probs is not None:
+                c1, c2 = st.columns(2)
+                c1.metric("P(B follows A)", f"{ins.nsp_probs[0]:.1%}")
+                c2.metric("P(B is a random sentence)", f"{ins.nsp_probs[1]:.1%}")
+            else:
+                st.info("This checkpoint has no NSP head (it was not saved with one), so it cannot say whether B "
+                        "follows A. bert-base-uncased has one.", icon=":material/info:")
+            st.plotly_chart(figures.cross_segment_chart(segment_crossing(ins.attentions, enc.token_type_ids,
+                                                                         enc.special)), key="att_cross")
+
+with tabs[4]:
+    if tabs[4].open:
+        st.markdown("[bertviz](https://github.com/jessevig/bertviz) by Jesse Vig draws attention as lines between "
+                    "tokens. **Head view**: one layer, each colour a head; hover a token to see where it looks. "
+                    "**Model view**: every layer and head as small line plots; click one to enlarge it. "
+                    "bertviz loads its scripts from the internet; everything else on this page works offline.")
+        view = st.radio("View", ["head", "model"], horizontal=True, key="att_bv_view",
+                        format_func={"head": "Head view (this layer)", "model": "Model view (all layers)"}.get)
+        b_start = int(np.argmax(enc.token_type_ids == 1)) if is_pair else None
+        ok, reason = bertviz_size(view, L, H, T, is_pair)
+        if not ok:
+            st.info(reason, icon=":material/content_cut:")
+        else:
+            doc = bertviz_html(ins.attentions, tokens, view, sentence_b_start=b_start,
+                               layers=[layer] if view == "head" else None)
+            st.iframe(doc, height="content")

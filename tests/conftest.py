@@ -76,3 +76,6 @@ def bundled():
     from bert_core import load_model
 
     return load_model("bundled", device="cpu")
+
+
+from browser_fixtures import app_server, browser_page  # noqa: F401

@@ -2,26 +2,62 @@
 
 The model returned by ``current_model()`` is shared by every session through ``st.cache_resource``:
 read it, never train or mutate it (use ``LoadedModel.copy_for_training()``).
+
+``st.session_state["model_name"]`` (MODEL_KEY) is the source of truth for which checkpoint a session uses; the
+picker widgets are synced from it on every run, so code (and tests) may set it directly before a run.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+
 import streamlit as st
+import torch
 
 from bert_core import BUNDLED, LoadedModel, ModelLoadError, load_model
 
 HUB_CHOICES = ["bert-base-uncased", "bert-base-cased", "bert-large-uncased", "google/bert_uncased_L-2_H-128_A-2"]
-BUNDLED_LABEL = "Bundled offline model (all-MiniLM-L6-v2 + our MLM head)"
+BUNDLED_LABEL = "Bundled offline model (all-MiniLM-L6-v2)"
 OTHER_LABEL = "Other hub id or local folder…"
+DEVICES = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+DTYPES = {"fp32": "fp32 (exact)", "bf16": "bf16", "fp16": "fp16"}
 MODEL_KEY = "model_name"  # session key: the name the user picked
 DEVICE_KEY = "model_device"
 DTYPE_KEY = "model_dtype"
+ERROR_KEY = "model_load_error"  # the last load failure, shown until the user picks again
+_W_CHOICE, _W_OTHER, _W_DEVICE, _W_DTYPE, _OTHER_OPEN = (
+    "sb_model_choice", "sb_model_other", "sb_device", "sb_dtype", "sb_other_open")
+
+_loaded_lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded() -> set[tuple[str, str, str]]:
+    """Keys already in the model cache (progress is shown only for a real load); survives module reloads."""
+    return set()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cached_model(name: str, device: str, dtype: str) -> LoadedModel:
     """One loaded model per (name, device, dtype) per process, shared by all sessions."""
-    return load_model(name, device=device, dtype=dtype)
+    lm = load_model(name, device=device, dtype=dtype)
+    with _loaded_lock:
+        _loaded().add((name, device, dtype))
+    return lm
+
+
+def _load(name: str, device: str, dtype: str) -> LoadedModel:
+    with _loaded_lock:
+        known = (name, device, dtype) in _loaded()
+    if known:
+        return cached_model(name, device, dtype)
+    with st.status(f"Loading {name} …", expanded=False) as status:
+        t0 = time.perf_counter()
+        status.write("Reading config and weights, building our BERT, loading the tokenizer.")
+        lm = cached_model(name, device, dtype)
+        status.update(label=f"Loaded {name} in {time.perf_counter() - t0:.1f} s", state="complete")
+    return lm
 
 
 def current_model() -> LoadedModel:
@@ -30,36 +66,98 @@ def current_model() -> LoadedModel:
     device = st.session_state.get(DEVICE_KEY, "auto")
     dtype = st.session_state.get(DTYPE_KEY, "fp32")
     try:
-        with st.spinner(f"Loading {name}…"):
-            return cached_model(name, device, dtype)
+        return _load(name, device, dtype)
     except ModelLoadError as e:
-        st.error(f"Could not load **{name}**. {e}\n\nFalling back to the bundled offline model.", icon="⚠️")
+        st.session_state[ERROR_KEY] = f"Could not load **{name}** ({device}, {dtype}). {e}"
         st.session_state[MODEL_KEY] = BUNDLED
-        return cached_model(BUNDLED, "auto", "fp32")
+        st.session_state[DEVICE_KEY], st.session_state[DTYPE_KEY] = "auto", "fp32"
+        st.session_state[_OTHER_OPEN] = False
+        return _load(BUNDLED, "auto", "fp32")
 
 
-def sidebar_model_picker() -> None:
-    """Model, device and dtype pickers plus the loaded model's facts, in the sidebar."""
+def _choice_for(name: str) -> str:
+    if name == BUNDLED:
+        return BUNDLED_LABEL
+    return name if name in HUB_CHOICES else OTHER_LABEL
+
+
+def _on_choice() -> None:
+    choice = st.session_state[_W_CHOICE]
+    st.session_state.pop(ERROR_KEY, None)
+    if choice == OTHER_LABEL:
+        st.session_state[_OTHER_OPEN] = True  # wait for the user to type a name
+        return
+    st.session_state[_OTHER_OPEN] = False
+    st.session_state[MODEL_KEY] = BUNDLED if choice == BUNDLED_LABEL else choice
+
+
+def _on_other() -> None:
+    st.session_state.pop(ERROR_KEY, None)
+    typed = (st.session_state.get(_W_OTHER) or "").strip()
+    if typed:
+        st.session_state[MODEL_KEY] = typed
+
+
+def _on_device_or_dtype() -> None:
+    st.session_state.pop(ERROR_KEY, None)
+    st.session_state[DEVICE_KEY] = st.session_state[_W_DEVICE]
+    st.session_state[DTYPE_KEY] = st.session_state[_W_DTYPE]
+
+
+def _sync_widgets() -> None:
+    """Point the widgets at the state (before they are drawn), so a fallback or a test's choice shows up."""
+    name = st.session_state[MODEL_KEY]
+    other_open = st.session_state.get(_OTHER_OPEN, False)
+    st.session_state[_W_CHOICE] = OTHER_LABEL if other_open else _choice_for(name)
+    if _choice_for(name) == OTHER_LABEL:
+        st.session_state[_W_OTHER] = name
+    st.session_state[_W_DEVICE] = st.session_state[DEVICE_KEY]
+    st.session_state[_W_DTYPE] = st.session_state[DTYPE_KEY]
+
+
+def sidebar_model_picker() -> LoadedModel:
+    """Model, device and precision pickers plus the loaded model's facts, in the sidebar. Returns the model."""
     st.session_state.setdefault(MODEL_KEY, BUNDLED)
+    st.session_state.setdefault(DEVICE_KEY, "auto")
+    st.session_state.setdefault(DTYPE_KEY, "fp32")
     with st.sidebar:
         st.subheader("Model")
-        options = [BUNDLED_LABEL, *HUB_CHOICES, OTHER_LABEL]
-        current = st.session_state[MODEL_KEY]
-        index = 0 if current == BUNDLED else options.index(current) if current in HUB_CHOICES else len(options) - 1
-        choice = st.selectbox("Checkpoint", options, index=index, key="sb_model_choice",
-                              help="Hub models need internet the first time (or a pre-download).")
-        if choice == OTHER_LABEL:
-            typed = st.text_input("Hub id or folder path", value="" if current in (BUNDLED, *HUB_CHOICES) else current,
-                                  key="sb_model_other", placeholder="e.g. prajjwal1/bert-tiny or /data/my-bert")
-            name = typed.strip() or BUNDLED
-        else:
-            name = BUNDLED if choice == BUNDLED_LABEL else choice
+        lm = current_model()  # may fall back to the bundled model and reset the state
+        _sync_widgets()
+        st.selectbox("Checkpoint", [BUNDLED_LABEL, *HUB_CHOICES, OTHER_LABEL], key=_W_CHOICE, on_change=_on_choice,
+                     help="The bundled model works offline. Hub models need internet the first time (or a "
+                          "pre-filled Hugging Face cache); a local folder needs config.json, weights and vocab.txt.")
+        if st.session_state[_W_CHOICE] == OTHER_LABEL:
+            st.text_input("Hub id or folder path", key=_W_OTHER, on_change=_on_other,
+                          placeholder="e.g. prajjwal1/bert-tiny or /data/my-bert",
+                          help="Press Enter to load it.")
         c1, c2 = st.columns(2)
-        st.session_state[DEVICE_KEY] = c1.selectbox("Device", ["auto", "cpu", "cuda"], key="sb_device")
-        st.session_state[DTYPE_KEY] = c2.selectbox("Precision", ["fp32", "bf16", "fp16"], key="sb_dtype")
-        st.session_state[MODEL_KEY] = name
-        lm = current_model()
+        gpu = torch.cuda.is_available()
+        c1.selectbox("Device", list(DEVICES), format_func=DEVICES.get, key=_W_DEVICE, on_change=_on_device_or_dtype,
+                     help="Auto uses a GPU when there is one." + ("" if gpu else " No GPU was found here."))
+        c2.selectbox("Precision", list(DTYPES), format_func=DTYPES.get, key=_W_DTYPE, on_change=_on_device_or_dtype,
+                     help="bf16/fp16 halve memory; numbers on the pages then differ slightly from fp32.")
+        if ERROR_KEY in st.session_state:
+            st.error(st.session_state[ERROR_KEY] + "\n\nShowing the bundled offline model instead.",
+                     icon=":material/warning:")
         f = lm.facts()
-        st.caption(f"**{lm.name}** · {f['layers']} layers × {f['heads']} heads · hidden {f['hidden']} · "
-                   f"{f['parameters'] / 1e6:.1f}M params · {f['device']} · {f['dtype']}  \n"
+        shown = "bundled all-MiniLM-L6-v2" if lm.name == BUNDLED else lm.name
+        st.caption(f"**{shown}**  \n{f['layers']} layers × {f['heads']} heads · hidden {f['hidden']} · "
+                   f"{f['parameters'] / 1e6:.1f}M parameters  \n{f['device']} · {f['dtype']} · "
                    f"MLM head: {'yes' if f['MLM head'] else 'no'} · NSP head: {'yes' if f['NSP head'] else 'no'}")
+    return lm
+
+
+def model_key(lm: LoadedModel) -> str:
+    """A string that names a loaded model (for caches keyed on the model)."""
+    return f"{lm.name}|{lm.device}|{lm.dtype}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, ttl=1800)
+def _inspect(_lm: LoadedModel, key: str, text: str, text_pair: str | None):
+    return _lm.inspect(text, text_pair)
+
+
+def inspect_text(lm: LoadedModel, text: str, text_pair: str | None = None):
+    """``lm.inspect`` cached per (model, text, pair), shared read-only between sessions. Raises InputError."""
+    return _inspect(lm, model_key(lm), text, text_pair)

@@ -1,0 +1,147 @@
+"""End-to-end: a real ``streamlit run app.py`` driven by Debian's chromium through Playwright.
+
+Every page opens without an exception box; the attention explorer, "Inside BERT" and the model picker are used
+once each, the way a student would. Later pages add their own tests here, with the same two fixtures.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from browser_fixtures import assert_no_exception, open_page, wait_for_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PAGES = {"": "BERT Lab", "attention": "Attention explorer", "inside": "Inside BERT", "playground": None,
+         "pretraining": None}
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> the giraffe'
+
+
+def charts(page, at_least: int = 1):
+    """The rendered plotly charts, once at least ``at_least`` of them have drawn (plotly loads lazily)."""
+    page.wait_for_function(
+        "n => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg\").length >= n",
+        arg=at_least, timeout=30_000)
+    return page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+
+
+def heatmap_title(page) -> str:
+    return page.locator(".js-plotly-plot .gtitle").first.text_content()
+
+
+def click_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=re.compile(name)).click()
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_opens_without_an_exception(browser_page, app_server, path):
+    page = browser_page
+    open_page(page, app_server, path)
+    assert_no_exception(page)
+    if PAGES[path]:
+        assert PAGES[path] in page.locator("h1").first.inner_text()
+    # the app's frame is there: our navigation and the model picker
+    assert page.locator("[data-testid='stSidebarNav']").get_by_text("Attention explorer").count() == 1
+    assert page.get_by_text("Checkpoint").count() >= 1
+
+
+def test_attention_explorer(browser_page, app_server):
+    page = browser_page
+    open_page(page, app_server, "attention")
+    assert charts(page).count() >= 1
+    assert heatmap_title(page) == "Layer 0, head 0"
+    ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
+    assert ticks[0] == "[CLS]" and ticks[-1] == "[SEP]" and ticks.count("the") == 2  # repeated tokens kept apart
+
+    # type a new sentence, including HTML that must stay text
+    box = page.get_by_label("Sentence A")
+    box.fill(XSS)
+    box.press("Control+Enter")
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    assert_no_exception(page)
+    ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
+    assert "gi" in ticks and "<" in ticks and "script" in ticks  # shown as tokens, as typed
+    assert page.evaluate("window.__xss") is None
+
+    # all heads: click the tile of layer 2, head 5 and the large map follows
+    click_tab(page, "All layers")
+    assert charts(page, 2).count() == 2
+    n_heads = 12
+    tile = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(2 * n_heads + 5)
+    tile.click(force=True)
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    assert page.locator(".js-plotly-plot .gtitle").last.text_content() == "Layer 2, head 5"
+    assert_no_exception(page)
+
+    click_tab(page, "Head statistics")
+    assert charts(page).count() == 1 and page.get_by_text("Highest:").count() == 1
+    assert_no_exception(page)
+
+    # bertviz: the view when the CDN is reachable, else a clear note (never a blank box), and no script from the text
+    click_tab(page, "bertviz")
+    page.wait_for_function(
+        """() => { const f = document.querySelector("iframe"); const d = f && f.contentDocument;
+                   return d && (d.querySelector("svg") || d.querySelector("#bertlab-cdn-note[data-offline]")); }""",
+        timeout=20_000)
+    inner = page.locator("iframe").first.element_handle().content_frame()
+    offline = inner.locator("#bertlab-cdn-note[data-offline]").count() == 1
+    if offline:
+        assert "could not load" in inner.locator("#bertlab-cdn-note").inner_text()
+    else:
+        assert inner.locator("svg").count() >= 1
+    assert inner.evaluate("window.__xss") is None and page.evaluate("window.__xss") is None
+    assert_no_exception(page)
+
+
+def test_sentence_pair(browser_page, app_server):
+    page = browser_page
+    open_page(page, app_server, "attention")
+    page.get_by_text("Add a second sentence (B)").click()
+    wait_for_app(page)
+    click_tab(page, "Between sentences")
+    assert_no_exception(page)
+    assert charts(page).count() == 1
+    assert page.locator(".js-plotly-plot .legendtext").all_text_contents() == ["A → B", "B → A"]
+
+
+def test_inside_bert(browser_page, app_server):
+    page = browser_page
+    open_page(page, app_server, "inside")
+    assert charts(page, 8).count() >= 8
+    assert "layer 0" in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    page.get_by_role("combobox", name="Layer", exact=True).click()  # the layer selectbox
+    page.get_by_role("option", name="3", exact=True).click()
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    assert_no_exception(page)
+    ok = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    assert "layer 3" in ok
+    assert float(re.search(r"up to ([0-9.e+-]+)", ok).group(1)) < 1e-4
+
+
+def test_model_picker_loads_a_folder_and_falls_back_on_a_bad_one(browser_page, app_server, tiny_dir):
+    page = browser_page
+    open_page(page, app_server, "")
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_role("combobox", name="Checkpoint").click()
+    page.get_by_role("option", name="Other hub id or local folder…").click()
+    wait_for_app(page)
+    field = sidebar.get_by_role("textbox", name="Hub id or folder path")
+    field.fill(str(tiny_dir))
+    field.press("Enter")
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    assert "2 layers × 4 heads" in sidebar.inner_text()
+    assert page.locator("[data-testid='stMetricValue']").first.inner_text() == "2"  # home shows the new model
+    field = sidebar.get_by_role("textbox", name="Hub id or folder path")
+    field.fill("/no/such/folder")
+    field.press("Enter")
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+    assert "Could not load" in sidebar.inner_text() and "6 layers × 12 heads" in sidebar.inner_text()
+    assert_no_exception(page)
