@@ -128,7 +128,7 @@ class LoadedModel:
             text_pair = normalize_masks(str(text_pair), self.mask_token)
         limit = min(max_tokens or self.max_tokens, self.max_tokens)
         with self._tok_lock:
-            n_original = len(self.tokenizer(text, text_pair)["input_ids"])
+            n_original = len(self.tokenizer(text, text_pair, verbose=False)["input_ids"])
             enc = self.tokenizer(text, text_pair, truncation=True, max_length=limit, return_offsets_mapping=True,
                                  return_special_tokens_mask=True, return_token_type_ids=True)
             word_ids = enc.word_ids()
@@ -207,7 +207,7 @@ def load_model(name: str = loading.BUNDLED, device: str | torch.device | None = 
     card = None
     if kind == "bundled":
         sd, card = loading.bundled_state_dict(sd)
-    model = loading.build_from_state_dict(cfg, sd, str(folder))
+    model = loading.build_from_state_dict(cfg, sd, str(folder), copy=False)  # sd was just read from disk
     dev, dt = loading.pick_device(device), loading.pick_dtype(dtype)
     model = model.to(device=dev, dtype=dt).eval()
     for p in model.parameters():

