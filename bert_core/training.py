@@ -259,7 +259,9 @@ class MLMObjective:
         self.eval_batches = self._fixed_eval(eval_texts, eval_size, eval_seed)
 
     def _continuation_table(self) -> Tensor:
-        vocab = self.tok.convert_ids_to_tokens(list(range(len(self.tok))))
+        # ids can exceed len(tokenizer) when vocab.txt repeats a token (the repeat's line number is still an id)
+        n = max(len(self.tok), max(self.tok.get_vocab().values()) + 1)
+        vocab = self.tok.convert_ids_to_tokens(list(range(n)))
         return torch.tensor([t is not None and t.startswith("##") for t in vocab], dtype=torch.bool)
 
     def _collate(self, seqs: list[list[int]], types: list[list[int]], gen: torch.Generator,

@@ -1,0 +1,507 @@
+"""Training jobs for the app: ``training.train`` in a daemon thread, one at a time per process, watched by a page.
+
+    job = jobs.RUNNER.submit(jobs.Job("MLM", cfg, build=lambda: (model, objective, tokenizer), probes=probes))
+    view = job.view()        # a consistent copy of the progress: status, StepEvents, probe snapshots, checkpoint
+    job.heartbeat()          # the page calls this on every poll; without it the job stops itself after 30 s
+    job.cancel()             # stops before the next optimizer step
+
+The worker trains a PRIVATE model (built inside ``build``), never the shared cached one. Only one job trains at a
+time: later ones wait, with status ``waiting``. A job whose page has gone (no heartbeat) stops; steps and wall time
+are capped. At the end the model is saved as a Hugging Face folder under ``RUNS_DIR`` for the page to offer.
+No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import training
+from .model import Bert, BertConfig
+from .training import StepEvent, TrainConfig
+
+HEARTBEAT_TIMEOUT_S = 30.0  # a job nobody has polled for this long cancels itself
+MAX_STEPS = 5000  # hard cap on any job's optimizer steps
+MAX_SECONDS = 30 * 60  # hard cap on any job's training time
+RUNS_DIR = Path(tempfile.gettempdir()) / "bert-lab-runs"
+KEEP_RUNS = 24  # checkpoints kept on disk per process (oldest deleted first)
+ATTENTION_PROBE = "The cat sat on the mat because it was tired."
+
+WAITING, PREPARING, RUNNING, SAVING = "waiting", "preparing", "running", "saving"
+DONE, CANCELLED, STOPPED, FAILED = "done", "cancelled", "stopped", "failed"
+ACTIVE = (WAITING, PREPARING, RUNNING, SAVING)
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ProbePrediction:
+    sentence: str
+    tokens: tuple[str, ...]  # top-k at the (first) [MASK], most likely first
+    probs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the model does on fixed probes at one step."""
+
+    step: int
+    probes: tuple[ProbePrediction, ...]
+    attentions: np.ndarray | None  # (L, H, T, T) on the attention probe sentence
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A consistent copy of a job's progress, safe to read from any thread."""
+
+    id: int
+    title: str
+    owner: str
+    status: str
+    message: str
+    max_steps: int
+    history: tuple[StepEvent, ...]
+    evals: tuple[tuple[int, dict[str, float]], ...]  # (step, held-out metrics)
+    snapshots: tuple[Snapshot, ...]
+    probe_tokens: tuple[str, ...]  # tokens of the attention probe sentence
+    checkpoint: Path | None
+    error: str | None
+    created: float
+    seq_per_s: float = 0.0  # training throughput, not counting the probes and evaluations
+
+    @property
+    def step(self) -> int:
+        return self.history[-1].step if self.history else 0
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / max(1, self.max_steps))
+
+
+@dataclass
+class Probes:
+    """Fixed inputs the worker runs every ``every`` steps: cloze sentences and one sentence for attention maps."""
+
+    sentences: Sequence[str]
+    attention_sentence: str = ATTENTION_PROBE
+    every: int = 10
+    top_k: int = 5
+
+
+class Job:
+    """One training run. ``build()`` runs in the worker and returns (private model, objective, tokenizer)."""
+
+    def __init__(self, title: str, cfg: TrainConfig, build: Callable[[], tuple[Bert, object, object]],
+                 probes: Probes | None = None, owner: str = "", heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+                 max_seconds: float = MAX_SECONDS, save: bool = True, extra_config: dict | None = None):
+        self.id = next(_ids)
+        self.title, self.owner = title, owner
+        self.cfg = replace(cfg, max_steps=max(1, min(cfg.max_steps, MAX_STEPS)))
+        self.build, self.probes, self.save, self.extra_config = build, probes, save, extra_config
+        self.heartbeat_timeout, self.max_seconds = heartbeat_timeout, max_seconds
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._last_beat = time.monotonic()
+        self._status, self._message = WAITING, "Waiting to start."
+        self._history: list[StepEvent] = []
+        self._evals: list[tuple[int, dict[str, float]]] = []
+        self._snapshots: list[Snapshot] = []
+        self._probe_tokens: tuple[str, ...] = ()
+        self._checkpoint: Path | None = None
+        self._error: str | None = None
+        self._stop_reason: str | None = None
+        self._seq_per_s = 0.0
+        self.created = time.time()
+        self.thread: threading.Thread | None = None
+
+    # --- the page's side ------------------------------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        """The page is still watching."""
+        self._last_beat = time.monotonic()
+
+    def cancel(self) -> None:
+        self._stop_reason = self._stop_reason or "cancelled"
+        self._cancel.set()
+
+    def view(self) -> JobView:
+        with self._lock:
+            return JobView(id=self.id, title=self.title, owner=self.owner, status=self._status,
+                           message=self._message, max_steps=self.cfg.max_steps, history=tuple(self._history),
+                           evals=tuple(self._evals), snapshots=tuple(self._snapshots),
+                           probe_tokens=self._probe_tokens, checkpoint=self._checkpoint, error=self._error,
+                           created=self.created, seq_per_s=self._seq_per_s)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end; True when it has."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.alive
+
+    def discard(self) -> None:
+        """Stop the job and delete its checkpoint (the page warns the user first)."""
+        self.cancel()
+        with self._lock:
+            ckpt, self._checkpoint = self._checkpoint, None
+        if ckpt is not None:
+            shutil.rmtree(ckpt.parent if ckpt.parent.parent == RUNS_DIR else ckpt, ignore_errors=True)
+
+    # --- the worker's side ----------------------------------------------------------------------------------------
+    def _set(self, status: str | None = None, message: str | None = None) -> None:
+        with self._lock:
+            if status is not None:
+                self._status = status
+            if message is not None:
+                self._message = message
+
+    def _should_stop(self, t_train0: float | None) -> bool:
+        if self._cancel.is_set():
+            return True
+        if time.monotonic() - self._last_beat > self.heartbeat_timeout:
+            self._stop_reason = "nobody is watching (the page was left or the tab closed)"
+            self._cancel.set()
+            return True
+        if t_train0 is not None and time.monotonic() - t_train0 > self.max_seconds:
+            self._stop_reason = f"the time limit of {self.max_seconds / 60:.0f} minutes was reached"
+            self._cancel.set()
+            return True
+        return False
+
+    def _run(self, slot: threading.Lock, runner: "JobRunner") -> None:
+        try:
+            while not slot.acquire(timeout=0.2):  # one training per process: wait for the slot
+                other = runner.running()
+                self._set(WAITING, "Waiting: another training is running" +
+                          (f" ({other.title}, step {other.view().step}/{other.cfg.max_steps})" if other else "") +
+                          ". Yours starts as soon as it ends.")
+                if self._should_stop(None):
+                    self._finish_stopped(0)
+                    return
+        except Exception as e:  # pragma: no cover - a lock wait does not fail
+            self._fail(e)
+            return
+        try:
+            runner._set_running(self)
+            if self._should_stop(None):
+                self._finish_stopped(0)
+                return
+            self._train()
+        except Exception as e:
+            self._fail(e)
+        finally:
+            runner._set_running(None)
+            slot.release()
+
+    def _fail(self, e: Exception) -> None:
+        with self._lock:
+            self._status, self._error = FAILED, f"{type(e).__name__}: {e}"
+            self._message = "Training failed: " + self._error
+
+    def _finish_stopped(self, steps: int) -> None:
+        reason = self._stop_reason or "cancelled"
+        status = CANCELLED if reason == "cancelled" else STOPPED
+        self._set(status, f"{'Cancelled' if status == CANCELLED else 'Stopped: ' + reason} after {steps} "
+                          f"step{'s' if steps != 1 else ''}.")
+
+    def _train(self) -> None:
+        self._set(PREPARING, "Preparing: copying the model and tokenising the corpus…")
+        model, objective, tok = self.build()
+        self.build = None  # the closure may hold large inputs; the job keeps only its progress
+        probe = _ProbeRunner(model, tok, self.probes) if self.probes else None
+        if probe is not None:
+            with self._lock:
+                self._probe_tokens = probe.attention_tokens
+            self._record_snapshot(probe, 0)
+        if self.cfg.eval_every:
+            m0 = training.evaluate(model, objective)
+            with self._lock:
+                self._evals.append((0, m0))
+        self._set(RUNNING, f"Training {self.title}…")
+        t0 = time.monotonic()
+        timing = {"last": time.monotonic(), "train": 0.0, "n": 0}
+
+        def on_step(ev: StepEvent) -> None:
+            if ev.cancelled:
+                return
+            if not ev.metrics:  # a step with an evaluation is not a fair sample of the speed
+                timing["train"] += time.monotonic() - timing["last"]
+                timing["n"] += 1
+            with self._lock:
+                self._history.append(ev)
+                if ev.metrics:
+                    self._evals.append((ev.step, dict(ev.metrics)))
+                if timing["n"] and timing["train"] > 0:
+                    self._seq_per_s = timing["n"] * self.cfg.batch_size * self.cfg.grad_accum / timing["train"]
+                self._message = f"Training {self.title}: step {ev.step} of {ev.max_steps}."
+            if probe is not None and (ev.step % max(1, self.probes.every) == 0 or ev.done):
+                self._record_snapshot(probe, ev.step)
+            self._should_stop(t0)  # sets the cancel event; train() stops before its next step
+            timing["last"] = time.monotonic()
+
+        result = training.train(model, objective, self.cfg, callback=on_step, cancel=self._cancel)
+        if result.cancelled and probe is not None and result.steps and \
+                (not self._snapshots or self._snapshots[-1].step != result.steps):
+            self._record_snapshot(probe, result.steps)
+        if self.save and result.steps:
+            self._set(SAVING, "Saving the checkpoint…")
+            folder = new_run_dir(self.id) / "checkpoint"
+            training.save_checkpoint(model.cpu(), tok, folder, self.extra_config)
+            with self._lock:
+                self._checkpoint = folder
+        if result.cancelled:
+            self._finish_stopped(result.steps)
+        else:
+            self._set(DONE, f"Done: {result.steps} steps in {time.monotonic() - t0:.0f} s.")
+
+    def _record_snapshot(self, probe: "_ProbeRunner", step: int) -> None:
+        snap = probe.snapshot(step)
+        with self._lock:
+            self._snapshots.append(snap)
+
+
+class _ProbeRunner:
+    """Runs the fixed probe inputs through the training model (in eval mode, without gradients)."""
+
+    def __init__(self, model: Bert, tok, probes: Probes):
+        self.model, self.probes = model, probes
+        self.tok = tok
+        self.cloze = []
+        for s in probes.sentences:
+            enc = tok(s, truncation=True, max_length=128, return_tensors="pt")
+            where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()
+            if len(where):
+                self.cloze.append((s, enc["input_ids"], enc["token_type_ids"], int(where[0, 0])))
+        att = tok(probes.attention_sentence, truncation=True, max_length=64, return_tensors="pt")
+        self.att_ids, self.att_tt = att["input_ids"], att["token_type_ids"]
+        self.attention_tokens = tuple(tok.convert_ids_to_tokens(att["input_ids"][0].tolist()))
+
+    @torch.no_grad()
+    def snapshot(self, step: int) -> Snapshot:
+        m = self.model
+        was_training = m.training
+        m.eval()
+        device = next(m.parameters()).device
+        preds = []
+        if m.has_mlm_head:
+            for s, ids, tt, pos in self.cloze:
+                h = m.encode(ids.to(device), tt.to(device)).last_hidden_state[0, pos]
+                top = m.mlm_logits(h).float().softmax(-1).topk(self.probes.top_k)
+                preds.append(ProbePrediction(s, tuple(self.tok.convert_ids_to_tokens(top.indices.tolist())),
+                                             tuple(float(p) for p in top.values)))
+        out = m.encode(self.att_ids.to(device), self.att_tt.to(device), output_attentions=True)
+        att = np.stack([a[0].float().cpu().numpy() for a in out.attentions])  # (L, H, T, T)
+        m.train(was_training)
+        return Snapshot(step=step, probes=tuple(preds), attentions=att)
+
+
+class JobRunner:
+    """Process-wide: at most one job trains at a time; the others wait in their own threads."""
+
+    def __init__(self):
+        self._slot = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._running: Job | None = None
+        self._jobs: list[Job] = []
+
+    def submit(self, job: Job) -> Job:
+        """Start the job's worker thread (it waits while another job trains)."""
+        job.heartbeat()
+        with self._state_lock:
+            self._jobs = [j for j in self._jobs if j.alive] + [job]
+        job.thread = threading.Thread(target=job._run, args=(self._slot, self), name=f"bert-lab-job-{job.id}",
+                                      daemon=True)
+        job.thread.start()
+        return job
+
+    def _set_running(self, job: Job | None) -> None:
+        with self._state_lock:
+            self._running = job
+
+    def running(self) -> Job | None:
+        """The job that holds the training slot now, if any."""
+        with self._state_lock:
+            return self._running
+
+    def active(self) -> list[Job]:
+        with self._state_lock:
+            return [j for j in self._jobs if j.alive]
+
+
+RUNNER = JobRunner()
+
+
+def new_run_dir(job_id: int) -> Path:
+    """A fresh folder under RUNS_DIR; the oldest beyond KEEP_RUNS are deleted."""
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    runs = sorted((p for p in RUNS_DIR.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:max(0, len(runs) - KEEP_RUNS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"run{job_id}-", dir=RUNS_DIR))
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A checkpoint folder as zip bytes (for a download button)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, f"{folder.parent.name}/{f.relative_to(folder)}")
+    return buf.getvalue()
+
+
+# --- models for the pretraining lab ----------------------------------------------------------------------------
+
+def init_weights(model: Bert, std: float = 0.02, only: Sequence[torch.nn.Module] | None = None) -> Bert:
+    """BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm 1/0."""
+    for root in (only or [model]):
+        for mod in root.modules():
+            if isinstance(mod, torch.nn.Linear):
+                torch.nn.init.normal_(mod.weight, std=std)
+                if mod.bias is not None:
+                    torch.nn.init.zeros_(mod.bias)
+            elif isinstance(mod, torch.nn.Embedding):
+                torch.nn.init.normal_(mod.weight, std=std)
+            elif isinstance(mod, torch.nn.LayerNorm):
+                torch.nn.init.ones_(mod.weight)
+                torch.nn.init.zeros_(mod.bias)
+    if only is None or any(m is model.cls for m in only):
+        if model.cls.predictions is not None:
+            torch.nn.init.zeros_(model.cls.predictions.bias)
+    return model
+
+
+def with_heads(model: Bert, mlm: bool = True, nsp: bool = False, seed: int = 0) -> Bert:
+    """``model`` with fresh (BERT-initialised) MLM/NSP heads added where it lacks them; same weights otherwise."""
+    need_mlm, need_nsp = mlm and not model.has_mlm_head, nsp and not model.has_nsp_head
+    if not (need_mlm or need_nsp):
+        return model
+    torch.manual_seed(seed)
+    new = Bert(model.config, mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
+               classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
+    init_weights(new)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected, unexpected
+    assert all(k.startswith(("cls.", "bert.pooler.")) for k in missing), missing
+    return new.to(next(model.parameters()).device).train()
+
+
+def tiny_bert(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_len: int = 512,
+              nsp: bool = False, seed: int = 0) -> Bert:
+    """A fresh, randomly initialised small BERT (intermediate = 4 × hidden) with an MLM head."""
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=4 * hidden, max_position_embeddings=max_len)
+    return init_weights(Bert(cfg, mlm_head=True, nsp_head=nsp, pooler=nsp)).train()
+
+
+def vocab_size(tokenizer) -> int:
+    """Rows the embedding table needs: one past the largest token id (vocab.txt may repeat a token)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+
+def head_entropy(attentions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Mean entropy (bits) of each head's attention rows: (L, H, T, T) -> (L, H). Low = focused, high = spread."""
+    a = np.clip(attentions.astype(np.float64), eps, 1.0)
+    return -(a * np.log2(a)).sum(-1).mean(-1)
+
+
+@dataclass
+class LabCorpus:
+    train: list[str] = field(default_factory=list)
+    heldout: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+_corpus_lock = threading.Lock()
+_corpus_cache: dict[int, LabCorpus] = {}
+
+
+def lab_corpus(n_train: int, n_heldout: int = 128) -> LabCorpus:
+    """A fixed random sample of the WordNet + fortunes corpus (same texts every time). Raises FileNotFoundError."""
+    from .corpus import load_corpus
+
+    with _corpus_lock:
+        if n_train not in _corpus_cache:
+            train, held = load_corpus()
+            rng = np.random.default_rng(0)
+            pick = sorted(rng.choice(len(train), size=min(n_train, len(train)), replace=False).tolist())
+            _corpus_cache[n_train] = LabCorpus(
+                train=[train[i] for i in pick], heldout=held[:n_heldout],
+                note=f"{min(n_train, len(train)):,} of {len(train):,} training texts, {min(n_heldout, len(held))} "
+                     "held-out texts (WordNet glosses and examples + fortunes)")
+        return _corpus_cache[n_train]
+
+
+# --- the pretraining lab's job ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabSettings:
+    """Everything the pretraining lab lets a student choose."""
+
+    mode: str = "continue"  # continue: the picked model (MLM head added if missing) | scratch: a fresh tiny BERT
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-4
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"
+    mlm_prob: float = 0.15
+    whole_word: bool = False
+    nsp: bool = False
+    mixed_precision: str = "no"  # no | bf16
+    seq_len: int = 64
+    n_texts: int = 5000
+    scratch_layers: int = 2
+    scratch_hidden: int = 128
+    scratch_heads: int = 2
+    seed: int = 0
+
+    def train_config(self, device: str = "auto") -> TrainConfig:
+        every = max(1, self.steps // 20)
+        return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           warmup_ratio=self.warmup_ratio, schedule=self.schedule,
+                           mixed_precision=self.mixed_precision, seed=self.seed, eval_every=every, device=device)
+
+
+def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None,
+            probe_sentences: Sequence[str] | None = None, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> Job:
+    """A pretraining-lab job on a private copy of ``lm.model`` (or a fresh tiny BERT) with ``lm``'s tokenizer."""
+    from .corpus import PROBE_SENTENCES
+    from .loading import load_tokenizer
+
+    corpus = corpus or lab_corpus(s.n_texts)
+    device = str(lm.device)
+
+    def build():
+        tok = load_tokenizer(lm.folder)  # its own tokenizer: a fast tokenizer is not safe to share across threads
+        if s.mode == "scratch":
+            model = tiny_bert(vocab_size(tok), s.scratch_layers, s.scratch_hidden, s.scratch_heads, nsp=s.nsp,
+                              seed=s.seed)
+        else:
+            model = with_heads(lm.copy_for_training(device), mlm=True, nsp=s.nsp, seed=s.seed)
+        objective = training.MLMObjective(tok, corpus.train, corpus.heldout, seq_len=s.seq_len, mlm_prob=s.mlm_prob,
+                                          whole_word=s.whole_word, nsp=s.nsp, eval_size=len(corpus.heldout))
+        return model, objective, tok
+
+    what = "a tiny BERT from scratch" if s.mode == "scratch" else f"{lm.name} (continued)"
+    cfg = s.train_config(device)
+    probes = Probes(list(probe_sentences or PROBE_SENTENCES), every=cfg.eval_every)
+    extra = {"bert_lab_run": {"settings": {k: getattr(s, k) for k in s.__dataclass_fields__}, "base": lm.name}}
+    return Job(what, cfg, build, probes=probes, owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra)

@@ -1,0 +1,137 @@
+"""Our training engine vs ``transformers.Trainer`` on MLM: same model, same weights, same batch, same data, one run.
+
+    python scripts/bench_training.py                  # bundled shape: 6 layers × 12 heads, hidden 384, vocab 30522
+    python scripts/bench_training.py --shape tiny     # 2 layers × 2 heads, hidden 128, same vocab
+    python scripts/bench_training.py --precision bf16
+
+Both train a randomly initialised BertForMaskedLM-shaped model (same initial weights) with AdamW, linear warm-up and
+decay, grad clipping 1.0, 15% dynamic masking 80/10/10 on packed WordNet + fortunes text. Trainer gets HF's
+BertForMaskedLM and DataCollatorForLanguageModeling; the engine gets our ``Bert`` and ``MLMObjective``. Steps/s are
+timed per optimizer step after a few warm-up steps; the runs alternate (ours, HF, ours, HF, …) so a change in machine
+load hits both. Prints the ratio engine ÷ Trainer (goal ≥ 1.0) as a JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bert_core import loading  # noqa: E402
+from bert_core.corpus import load_corpus  # noqa: E402
+from bert_core.model import BertConfig  # noqa: E402
+from bert_core.training import MLMObjective, TrainConfig, train  # noqa: E402
+
+SHAPES = {"bundled": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
+          "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512)}
+
+
+def hf_model(shape: str, vocab: int, seed: int):
+    from transformers import BertConfig as HFConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    cfg = HFConfig(vocab_size=vocab, max_position_embeddings=512, **SHAPES[shape])
+    return BertForMaskedLM(cfg)
+
+
+def our_model(hf):
+    cfg = BertConfig.from_dict(hf.config.to_dict())
+    return loading.build_from_state_dict(cfg, hf.state_dict(), "benchmark")
+
+
+def steps_per_s(stamps: list[float], skip: int) -> float:
+    """Optimizer steps per second between the end of step ``skip`` and the end of the last step."""
+    t = stamps[skip - 1:]
+    return (len(t) - 1) / (t[-1] - t[0])
+
+
+def run_ours(hf, objective, args) -> float:
+    model = our_model(hf)
+    stamps: list[float] = []
+    cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=1e-4, warmup_ratio=0.06, grad_clip=1.0,
+                      weight_decay=0.01, mixed_precision=args.precision, device="cpu", seed=0)
+    train(model, objective, cfg, callback=lambda ev: stamps.append(time.perf_counter()) if not ev.done else None)
+    return steps_per_s(stamps, args.skip)
+
+
+def run_trainer(hf, blocks, tok, args) -> float:
+    import copy
+
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+
+    stamps: list[float] = []
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):
+            stamps.append(time.perf_counter())
+
+    data = [{"input_ids": b} for b in blocks]
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+                                  learning_rate=1e-4, warmup_steps=max(1, int(0.06 * args.steps)), weight_decay=0.01,
+                                  max_grad_norm=1.0,
+                                  lr_scheduler_type="linear", logging_strategy="no", save_strategy="no",
+                                  eval_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
+                                  disable_tqdm=True, seed=0, bf16=args.precision == "bf16")
+        collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+        trainer = Trainer(model=copy.deepcopy(hf).train(), args=targs, train_dataset=data, data_collator=collator,
+                          callbacks=[Stamp()])
+        trainer.train()
+    return steps_per_s(stamps, args.skip)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=list(SHAPES), default="bundled")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--skip", type=int, default=5, help="steps not timed at the start of each run")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each")
+    ap.add_argument("--texts", type=int, default=4000, help="corpus texts to pack")
+    ap.add_argument("--precision", choices=["no", "bf16"], default="no")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = ap.parse_args()
+    try:
+        import accelerate  # noqa: F401  (transformers.Trainer needs it)
+    except ImportError:
+        sys.exit("transformers.Trainer needs the package accelerate>=1.1: pip install accelerate")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    tok = loading.load_tokenizer(loading.bundled_dir())  # the bundled model's real 30,522-piece vocabulary
+    train_texts, _ = load_corpus()
+    objective = MLMObjective(tok, train_texts[:: max(1, len(train_texts) // args.texts)], [], seq_len=args.seq_len)
+    blocks = objective.train_blocks  # the same packed sequences for both
+    hf = hf_model(args.shape, len(tok), seed=0)
+    n_params = sum(p.numel() for p in hf.parameters())
+    print(f"model: {args.shape} ({n_params / 1e6:.1f}M parameters), batch {args.batch_size} × {args.seq_len} tokens, "
+          f"{len(blocks)} packed sequences, {args.steps} steps per run (first {args.skip} not timed), "
+          f"precision {args.precision}, torch threads {torch.get_num_threads()}, "
+          f"load average before {os.getloadavg()[0]:.2f}", flush=True)
+    ours, theirs = [], []
+    for r in range(args.rounds):
+        ours.append(run_ours(hf, objective, args))
+        print(f"round {r + 1}: engine  {ours[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
+        theirs.append(run_trainer(hf, blocks, tok, args))
+        print(f"round {r + 1}: Trainer {theirs[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(json.dumps({"shape": args.shape, "batch_size": args.batch_size, "seq_len": args.seq_len,
+                      "precision": args.precision, "engine_steps_per_s": round(statistics.median(ours), 3),
+                      "trainer_steps_per_s": round(statistics.median(theirs), 3), "ratio": round(ratio, 2),
+                      "load_average_after": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    main()
