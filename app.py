@@ -7,14 +7,14 @@ from ui.state import sidebar_model_picker
 st.set_page_config(page_title="BERT Lab", page_icon=":material/biotech:", layout="wide")
 
 pages = {
-    "Start": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Look inside": [
-        st.Page("pages/attention.py", title="Attention explorer", icon=":material/grid_on:", url_path="attention"),
-        st.Page("pages/inside_bert.py", title="Inside BERT: the maths", icon=":material/calculate:", url_path="inside"),
+        st.Page("app_pages/attention.py", title="Attention explorer", icon=":material/grid_on:", url_path="attention"),
+        st.Page("app_pages/inside_bert.py", title="Inside BERT: the maths", icon=":material/calculate:", url_path="inside"),
     ],
-    "Play": [st.Page("pages/playground.py", title="Masked-word playground", icon=":material/target:",
+    "Play": [st.Page("app_pages/playground.py", title="Masked-word playground", icon=":material/target:",
                      url_path="playground")],
-    "Train": [st.Page("pages/pretraining.py", title="Pretraining lab", icon=":material/fitness_center:",
+    "Train": [st.Page("app_pages/pretraining.py", title="Pretraining lab", icon=":material/fitness_center:",
                       url_path="pretraining")],
 }
 nav = st.navigation(pages)

@@ -89,7 +89,7 @@ def page_times(folder: Path, repeats: int) -> dict[str, float]:
     at.session_state["model_name"] = str(folder)
     at.session_state["pg_text"] = SENTENCE
     at.run()
-    at.switch_page("pages/playground.py").run()
+    at.switch_page("app_pages/playground.py").run()
     assert not at.exception, [e.value for e in at.exception]
     out = {"page rerun: predictions view": median_ms(at.run, repeats, warmup=1)}
     at.session_state["pg_view"] = "Logit lens: layer by layer"

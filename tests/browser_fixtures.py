@@ -10,6 +10,7 @@ share the tab, so start each test with ``open_page`` (a fresh session state per 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,8 +45,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def app_server():
+@contextlib.contextmanager
+def streamlit_server():
     """Start ``streamlit run app.py`` headless on a free localhost port (offline); yield its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -83,6 +84,13 @@ def app_server():
 
 
 @pytest.fixture(scope="session")
+def app_server():
+    """One live app for the whole test session; yields its base URL."""
+    with streamlit_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def browser_page(request):
     """A Playwright page in Debian's chromium (1400 × 1000), shared by the session's browser tests."""
     if not CHROMIUM.exists():
@@ -96,9 +104,6 @@ def browser_page(request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
-    # Open the home page first. While the repo has a folder named pages/, a fresh server runs a sub-page URL
-    # visited before any home visit as a v1 file page (without app.py's sidebar and navigation).
-    open_page(page, app_server, "")
     try:
         yield page
     finally:

@@ -16,8 +16,8 @@ WORDS = ("the a an is was of to and in on at it he she they we you i my your cat
          "boy girl eat ate food bread milk school teacher student word words sentence bert model").split()
 PIECES = ["##s", "##ing", "##ed", "##er", "##ly", "##y"]
 PUNCT = list(".,!?;:'\"()-")
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *PUNCT, *WORDS, *PIECES, *"abcdefghijklmnopqrstuvwxyz",
-         *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]]
+VOCAB = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *PUNCT, *WORDS, *PIECES, *"abcdefghijklmnopqrstuvwxyz",
+         *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]]))  # letters repeat "a"/"i": keep first
 
 
 def tiny_config(**kw):

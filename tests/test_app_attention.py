@@ -59,12 +59,7 @@ def new_app(model: str | None = None) -> AppTest:
 
 
 def open_page(page: str, model: str | None = None, **state) -> AppTest:
-    """Run the app (home) once, then switch to ``page``.
-
-    Note: while the repo has a folder named ``pages/``, Streamlit (and AppTest, which resets the flag every run)
-    treats a run on a sub-page as a v1 multipage run: the page file runs without app.py, so the sidebar is not
-    drawn there. Sidebar assertions are therefore made on the home page.
-    """
+    """Run the app (home) once, then switch to ``page``."""
     at = new_app(model)
     for k, v in state.items():
         at.session_state[k] = v
@@ -75,7 +70,7 @@ def open_page(page: str, model: str | None = None, **state) -> AppTest:
 
 
 def open_attention(model: str | None = None, tab: str = "one", **state) -> AppTest:
-    at = open_page("pages/attention.py", model)
+    at = open_page("app_pages/attention.py", model)
     assert not errors(at)
     if tab != "one" or state:
         for k, v in state.items():
@@ -278,7 +273,7 @@ def test_picker_shows_a_folder_choice_as_other(tiny_dir):
 
 # --- inside BERT ---------------------------------------------------------------------------------------------
 def test_inside_bert_walks_through_the_chosen_token(tiny_dir, tiny):
-    at = open_page("pages/inside_bert.py", str(tiny_dir), inside_text="the cat sat on the mat")
+    at = open_page("app_pages/inside_bert.py", str(tiny_dir), inside_text="the cat sat on the mat")
     assert not errors(at)
     at.selectbox(key="inside_layer").set_value(1)
     at.selectbox(key="inside_head").set_value(2)
@@ -300,7 +295,7 @@ def test_inside_bert_walks_through_the_chosen_token(tiny_dir, tiny):
 
 
 def test_inside_bert_bad_input_and_html(tiny_dir):
-    at = open_page("pages/inside_bert.py", str(tiny_dir), inside_text="   ")
+    at = open_page("app_pages/inside_bert.py", str(tiny_dir), inside_text="   ")
     assert not errors(at) and any("empty" in i.value for i in at.info)
     at.text_input(key="inside_text").set_value("<img src=x onerror=alert(1)> *cat*").run()
     assert not errors(at)
@@ -337,7 +332,7 @@ def test_one_interaction_sends_at_most_2_mb_at_128_tokens(bundled):
     at.slider(key="att_head").set_value(7).run()  # an interaction on the heaviest tab
     sizes["bertviz, new head"] = page_bytes(at)
     assert at.get("iframe"), "the bertviz head view should fit at 128 tokens"
-    at.switch_page("pages/inside_bert.py")
+    at.switch_page("app_pages/inside_bert.py")
     at.session_state["inside_text"] = text
     at.run()
     sizes["inside"] = page_bytes(at)

@@ -24,7 +24,7 @@ def open_page(folder, **state) -> AppTest:
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
-    at.switch_page("pages/playground.py").run()
+    at.switch_page("app_pages/playground.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -191,7 +191,7 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     at.session_state["model_name"] = str(tiny_mlm_dir)
     at.query_params["game"] = mlm.encode_set(sents)
     at.run()
-    at.switch_page("pages/playground.py").run()
+    at.switch_page("app_pages/playground.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
     assert any("shared set of 2 sentences" in c.value for c in at.caption)
@@ -211,7 +211,7 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
     at.session_state["model_name"] = str(tiny_mlm_dir)
     at.query_params["game"] = "not-a-real-code"
     at.run()
-    at.switch_page("pages/playground.py").run()
+    at.switch_page("app_pages/playground.py").run()
     assert any("damaged" in e.value for e in at.error) and not at.exception
     at.text_area(key="pg_game_own").input("The {cat} sat.\n{a} {b}\nThe <b>{dog}</b> ran.").run()
     assert any("line 2" in w.value for w in at.warning)

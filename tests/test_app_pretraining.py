@@ -33,7 +33,7 @@ def open_lab(folder) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["model_name"] = str(folder)
     at.run()
-    at.switch_page("pages/pretraining.py").run()
+    at.switch_page("app_pages/pretraining.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_fixtures import assert_no_exception, open_page, wait_for_app
+from browser_fixtures import assert_no_exception, open_page, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = {"": "BERT Lab", "attention": "Attention explorer", "inside": "Inside BERT", "playground": None,
-         "pretraining": None}
+PAGES = {"": "BERT Lab", "attention": "Attention explorer", "inside": "Inside BERT",
+         "playground": "Masked-word playground", "pretraining": "Pretraining lab"}
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> the giraffe'
 
 
@@ -145,3 +145,16 @@ def test_model_picker_loads_a_folder_and_falls_back_on_a_bad_one(browser_page, a
     wait_for_app(page)
     assert "Could not load" in sidebar.inner_text() and "6 layers × 12 heads" in sidebar.inner_text()
     assert_no_exception(page)
+
+
+def test_cold_deep_link_runs_inside_the_app_frame(browser_page):
+    """A teacher's link straight to a sub-page, as the very first request to a fresh server, gets the full app:
+    the shared sidebar (model picker, page navigation), not the page file run on its own."""
+    with streamlit_server() as url:
+        open_page(browser_page, url, "playground")
+        assert_no_exception(browser_page)
+        sidebar = browser_page.locator("[data-testid='stSidebar']")
+        assert sidebar.get_by_text("Checkpoint").count() >= 1
+        nav = browser_page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Attention explorer" in nav and "Pretraining lab" in nav
+        assert "app pages" not in nav.lower() and "playground.py" not in nav

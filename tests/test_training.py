@@ -143,10 +143,15 @@ def test_a_batch_without_masked_tokens_has_zero_loss_not_nan(tok):
     assert [e.loss for e in res.history] == [0.0, 0.0, 0.0]
 
 
-def test_ids_beyond_len_tokenizer_are_handled(tok):
-    """The tiny vocab.txt repeats 'a' and 'i', so ids run past len(tokenizer); letters like ##z get those ids."""
-    from bert_core.jobs import vocab_size
+def test_ids_beyond_len_tokenizer_are_handled(tmp_path):
+    """A vocab.txt that repeats a token has ids past len(tokenizer) (the repeat's line number is still an id)."""
+    from transformers import BertTokenizerFast
 
+    from bert_core.jobs import vocab_size
+    from conftest import VOCAB
+
+    (tmp_path / "vocab.txt").write_text("\n".join([*VOCAB[:40], "a", "i", *VOCAB[40:]]) + "\n")
+    tok = BertTokenizerFast.from_pretrained(str(tmp_path))
     ids = tok("jazz fizz buzz quiz", add_special_tokens=False)["input_ids"]
     assert max(ids) >= len(tok)
     obj = MLMObjective(tok, ["jazz fizz buzz quiz the cat"] * 8, [], seq_len=16)

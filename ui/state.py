@@ -145,7 +145,29 @@ def sidebar_model_picker() -> LoadedModel:
         st.caption(f"**{shown}**  \n{f['layers']} layers × {f['heads']} heads · hidden {f['hidden']} · "
                    f"{f['parameters'] / 1e6:.1f}M parameters  \n{f['device']} · {f['dtype']} · "
                    f"MLM head: {'yes' if f['MLM head'] else 'no'} · NSP head: {'yes' if f['NSP head'] else 'no'}")
+        if lm.model_card:
+            with st.expander("Model card: the bundled MLM head"):
+                st.markdown(model_card_markdown(lm.model_card))
     return lm
+
+
+def model_card_markdown(card: dict) -> str:
+    """What the bundled MLM adaptation was trained on and how well it does, for a student."""
+    held = card.get("held_out", {})
+    lines = [
+        f"**{card.get('name', 'MLM adaptation')}**",
+        f"- Base: {card.get('base', '?')}",
+        f"- Trained: {card.get('trained', '?')}",
+        f"- Text: {card.get('corpus', '?')}",
+        f"- Objective: {card.get('objective', '?')}; {card.get('steps', '?')} steps, "
+        f"{card.get('train_minutes', '?')} min on a 2-core CPU",
+    ]
+    if held:
+        lines.append(f"- Held-out masked tokens: top-1 **{held.get('top1', 0):.0%}**, "
+                     f"top-5 **{held.get('top5', 0):.0%}**")
+    lines.append("\nIt is small and was trained briefly, so its guesses are rough. When you are online, pick "
+                 "**bert-base-uncased** above: the original BERT with its own pretrained MLM head.")
+    return "\n".join(lines)
 
 
 def model_key(lm: LoadedModel) -> str:
@@ -155,7 +177,7 @@ def model_key(lm: LoadedModel) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=16, ttl=1800)
 def _inspect(_lm: LoadedModel, key: str, text: str, text_pair: str | None):
-    return _lm.inspect(text, text_pair)
+    return _lm.inspect(text, text_pair, with_mlm=False)  # vocabulary logits (T × 30k) are not drawn here
 
 
 def inspect_text(lm: LoadedModel, text: str, text_pair: str | None = None):

@@ -20,19 +20,19 @@ c4.metric("Parameters", f"{f['parameters'] / 1e6:.1f} M")
 st.subheader("Where to start")
 a, b = st.columns(2)
 with a.container(border=True):
-    st.page_link("pages/attention.py", label="**Attention explorer**", icon=":material/grid_on:")
+    st.page_link("app_pages/attention.py", label="**Attention explorer**", icon=":material/grid_on:")
     st.markdown("Type a sentence (or two) and see which words each of the "
                 f"{f['layers'] * f['heads']} heads looks at: one head large, all heads as a grid, and a dashboard "
                 "of what heads tend to do (look at the next word, at [SEP], at punctuation…).")
 with b.container(border=True):
-    st.page_link("pages/inside_bert.py", label="**Inside BERT: the maths**", icon=":material/calculate:")
+    st.page_link("app_pages/inside_bert.py", label="**Inside BERT: the maths**", icon=":material/calculate:")
     st.markdown("Follow one token through one layer with the real numbers: embeddings, Q/K/V, "
                 "softmax(QKᵀ/√d_k)V, the output projection, residuals, LayerNorm and the feed-forward block.")
 with a.container(border=True):
-    st.page_link("pages/playground.py", label="**Masked-word playground**", icon=":material/target:")
+    st.page_link("app_pages/playground.py", label="**Masked-word playground**", icon=":material/target:")
     st.markdown("Hide a word with [MASK] and watch BERT guess it: the game it was pretrained on.")
 with b.container(border=True):
-    st.page_link("pages/pretraining.py", label="**Pretraining lab**", icon=":material/fitness_center:")
+    st.page_link("app_pages/pretraining.py", label="**Pretraining lab**", icon=":material/fitness_center:")
     st.markdown("Pretrain a tiny BERT yourself with masked-language modelling and watch the loss fall.")
 
 st.subheader("BERT in eight ideas")
