@@ -178,6 +178,18 @@ def evaluate(model: Bert, objective: Objective) -> dict[str, float]:
     return metrics
 
 
+def epochs_of_indices(n: int, batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of indices into n examples: each epoch a fresh shuffle, batches running across epochs."""
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            order += fresh
+        chosen, order = order[:batch_size], order[batch_size:]
+        yield chosen
+
+
 # --- MLM (+ NSP) ---------------------------------------------------------------------------------------
 
 def pack_texts(tokenizer, texts: list[str], seq_len: int) -> list[list[int]]:
@@ -298,13 +310,7 @@ class MLMObjective:
             while True:
                 pairs = [self._pair(self.train_docs, rng) for _ in range(batch_size)]
                 yield self._collate([p[0] for p in pairs], [p[1] for p in pairs], gen, [p[2] for p in pairs])
-        order: list[int] = []
-        while True:
-            if len(order) < batch_size:
-                fresh = list(range(len(self.train_blocks)))
-                rng.shuffle(fresh)
-                order += fresh
-            chosen, order = order[:batch_size], order[batch_size:]
+        for chosen in epochs_of_indices(len(self.train_blocks), batch_size, rng):
             seqs = [self.train_blocks[i] for i in chosen]
             yield self._collate(seqs, [[0] * len(s) for s in seqs], gen)
 
@@ -375,13 +381,7 @@ class ClassificationObjective:
                 "attention_mask": enc["attention_mask"], "labels": torch.tensor([r[1] for r in rows])}
 
     def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]:
-        order: list[int] = []
-        while True:
-            if len(order) < batch_size:
-                fresh = list(range(len(self.train_set)))
-                rng.shuffle(fresh)
-                order += fresh
-            chosen, order = order[:batch_size], order[batch_size:]
+        for chosen in epochs_of_indices(len(self.train_set), batch_size, rng):
             yield self._collate([self.train_set[i] for i in chosen])
 
     def loss(self, model: Bert, batch: dict[str, Tensor]) -> Tensor:

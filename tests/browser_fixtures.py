@@ -139,3 +139,15 @@ def open_page(page, base_url: str, path: str = "", timeout: float = 60.0) -> Non
 def assert_no_exception(page) -> None:
     boxes = page.locator("[data-testid='stException']")
     assert boxes.count() == 0, "exception shown on the page: " + " | ".join(boxes.all_inner_texts())[:2000]
+
+
+def pick_model(page, folder) -> None:
+    """Point this browser session at a local checkpoint through the sidebar's 'Other…' option."""
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Other hub id or local folder…").click()
+    wait_for_app(page)
+    box = sidebar.locator("input[aria-label='Hub id or folder path']")
+    box.fill(str(folder))
+    box.press("Enter")
+    wait_for_app(page)

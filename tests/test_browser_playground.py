@@ -7,21 +7,9 @@ import re
 import pytest
 
 from bert_core import load_model, mlm
-from browser_fixtures import assert_no_exception, open_page, wait_for_app
+from browser_fixtures import assert_no_exception, open_page, pick_model, wait_for_app
 
 pytestmark = pytest.mark.browser
-
-
-def pick_model(page, folder) -> None:
-    """Point this browser session at a local checkpoint through the sidebar's 'Other…' option."""
-    sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="Other hub id or local folder…").click()
-    wait_for_app(page)
-    box = sidebar.locator("input[aria-label='Hub id or folder path']")
-    box.fill(str(folder))
-    box.press("Enter")
-    wait_for_app(page)
 
 
 def test_play_one_round_from_a_shared_link(browser_page, app_server, tiny_mlm_dir):

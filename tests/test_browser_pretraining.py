@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from browser_fixtures import assert_no_exception, open_page, wait_for_app
+from browser_fixtures import assert_no_exception, open_page, pick_model, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -16,18 +16,6 @@ LOSS_POINTS = """() => {
   const loss = plots.find(p => title(p) === 'Loss');
   return loss ? loss.data[0].y.length : -1;
 }"""
-
-
-def pick_model(page, folder) -> None:
-    """Point this browser session at a local checkpoint through the sidebar's 'Other…' option."""
-    sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="Other hub id or local folder…").click()
-    wait_for_app(page)
-    box = sidebar.locator("input[aria-label='Hub id or folder path']")
-    box.fill(str(folder))
-    box.press("Enter")
-    wait_for_app(page)
 
 
 def to_first_option(page, label: str) -> None:
