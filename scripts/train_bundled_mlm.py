@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--out", type=Path, default=loading.BUNDLED_MLM_DIR)
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from an earlier artifact folder (a second, lower-LR phase); its card is kept")
     ap.add_argument("--evaluate-only", action="store_true", help="measure the shipped artifact, train nothing")
     args = ap.parse_args()
     if args.threads:
@@ -111,6 +113,14 @@ def main() -> None:
         print(json.dumps({"held_out": evaluate(shipped, objective), "probes": probe(shipped, tok)}, indent=1))
         return
 
+    previous = None
+    if args.init_from:
+        from safetensors.torch import load_file
+
+        delta = load_file(str(args.init_from / loading.BUNDLED_MLM_WEIGHTS.name))
+        missing, unexpected = model.load_state_dict({k: t.float() for k, t in delta.items()}, strict=False)
+        assert not unexpected, unexpected
+        previous = json.loads((args.init_from / "model_card.json").read_text())
     frozen_probe = evaluate(model, objective)  # fresh head: chance level, for the record
     print("before training:", frozen_probe, flush=True)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_ratio=0.06,
@@ -128,8 +138,11 @@ def main() -> None:
         "objective": f"MLM, 15% dynamic masking 80/10/10{', whole-word' if args.whole_word else ''}, "
                      f"packed sequences of {args.seq_len} tokens",
         "command": command,
-        "config": vars(args) | {"out": str(args.out)},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
+    if previous:  # a second phase: the card tells the whole recipe
+        card["command"] = previous["command"] + " && " + command
+        card["previous_phase"] = {k: previous.get(k) for k in ("command", "steps", "train_minutes", "held_out")}
     t0 = time.time()
 
     def on_step(ev):
