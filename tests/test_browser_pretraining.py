@@ -18,9 +18,9 @@ LOSS_POINTS = """() => {
 }"""
 
 
-def to_first_option(page, label: str) -> None:
-    """Move a select_slider to its first (smallest) option with the keyboard."""
-    page.locator("[data-testid='stSlider']", has_text=label).get_by_role("slider").press("Home")
+def slider_to(page, label: str, key: str) -> None:
+    """Move a slider to its first ("Home") or last ("End") option with the keyboard."""
+    page.locator(f"[data-testid='stMain'] input[aria-label='{label}']").press(key)
     wait_for_app(page)
 
 
@@ -41,8 +41,9 @@ def test_a_tiny_run_updates_the_loss_curve_live(browser_page, app_server, tiny_d
     open_page(page, app_server, "pretraining")
     pick_model(page, tiny_dir)
     main = page.locator("[data-testid='stMain']")
-    to_first_option(page, "Batch size")
-    to_first_option(page, "Sequence length")
+    slider_to(page, "Batch size (sequences per step)", "Home")
+    slider_to(page, "Sequence length (tokens)", "Home")
+    slider_to(page, "Steps", "End")  # long enough that Cancel is still there on a fast, idle machine
     main.get_by_role("button", name="Start training").click()
     first = loss_points(page)  # the fragment polls while the worker trains: the curve appears …
     later = loss_points(page, more_than=first)  # … and grows without any click
