@@ -180,9 +180,8 @@ def predict(lm: LoadedModel, mi: MaskedInput, top_k: int = 10, head_mask=None) -
 
 
 def fill_mask(lm: LoadedModel, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (token, probability) for each [MASK] in ``text``, each mask predicted on its own."""
-    pred = predict(lm, prepare(lm, text), top_k)
-    return [pred.top(i) for i in range(len(pred.top_tokens))]
+    """Top-k (token, probability) for each [MASK] in ``text``, each mask predicted on its own (the core's own)."""
+    return lm.fill_mask(text, top_k)
 
 
 def render_segments(mi: MaskedInput, tokens: list[str]) -> list[tuple[str, bool]]:
