@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from bert_core import load_model
+from apptest_support import charts, errors, new_app, open_page
+from apptest_support import plotly_array as decode
 from bert_core.stats import head_statistics, segment_crossing
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TABS = {"one": 0, "grid": 1, "stats": 2, "pair": 3, "bertviz": 4}
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-def decode(v):
-    """A plotly JSON array: plain list, or {'dtype', 'bdata', 'shape'} base64 typed array -> numpy."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]).newbyteorder("<"))
-        shape = v.get("shape")
-        if shape:
-            a = a.reshape([int(s) for s in str(shape).split(",")] if isinstance(shape, str) else shape)
-        return a
-    return np.asarray(v)
-
-
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
 def heatmap(at: AppTest) -> dict:
     """The large single-head heatmap (the chart whose title says 'Layer …, head …')."""
     for spec in charts(at):
@@ -43,30 +27,8 @@ def heatmap(at: AppTest) -> dict:
     raise AssertionError("no single-head heatmap on the page")
 
 
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.exception]
-
-
 def sidebar_caption(at: AppTest) -> str:
     return next(c.value for c in at.caption if "layers ×" in c.value)
-
-
-def new_app(model: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if model is not None:
-        at.session_state["model_name"] = model
-    return at
-
-
-def open_page(page: str, model: str | None = None, **state) -> AppTest:
-    """Run the app (home) once, then switch to ``page``."""
-    at = new_app(model)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page(page)
-    at.run()
-    return at
 
 
 def open_attention(model: str | None = None, tab: str = "one", **state) -> AppTest:

@@ -3,47 +3,29 @@ and bad input, on tiny random checkpoints (asserting on the numbers the page sho
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import APP, charts
+from apptest_support import open_page as open_app_page
+from apptest_support import plotly_array as arr
 from bert_core import load_model, mlm
 from conftest import make_checkpoint
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 GAME = "Guessing game"
 
 
 def open_page(folder, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(folder)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_app_page("app_pages/playground.py", folder, **state)
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def arr(x) -> np.ndarray:
-    """A plotly spec array: a plain list, or plotly's typed-array dict {dtype, bdata, shape}."""
-    if isinstance(x, dict) and "bdata" in x:
-        a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-        return a.reshape([int(n) for n in str(x["shape"]).split(",")]) if "shape" in x else a
-    return np.asarray(x)
 
 
 @pytest.fixture(scope="module")
 def lm(tiny_mlm_dir):
     return load_model(str(tiny_mlm_dir), device="cpu")
-
-
-def charts(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def test_topk_chart_shows_the_models_numbers(tiny_mlm_dir, lm):

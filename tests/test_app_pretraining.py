@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_support import open_page
+from apptest_support import plotly_array as arr
 from bert_core import jobs
 from bert_core.training import TrainConfig, lr_at
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital of france.",
          "a king and a queen sat in the house.", "the sun is big and the moon is small."] * 10
 
@@ -30,18 +29,9 @@ def tiny_corpus(monkeypatch, tmp_path):
 
 
 def open_lab(folder) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(folder)
-    at.run()
-    at.switch_page("app_pages/pretraining.py").run()
+    at = open_page("app_pages/pretraining.py", folder)
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def arr(x) -> np.ndarray:
-    if isinstance(x, dict) and "bdata" in x:
-        return np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
-    return np.asarray(x)
 
 
 def chart(at, title: str) -> dict:
