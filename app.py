@@ -15,7 +15,8 @@ pages = {
     "Play": [st.Page("app_pages/playground.py", title="Masked-word playground", icon=":material/target:",
                      url_path="playground")],
     "Train": [st.Page("app_pages/pretraining.py", title="Pretraining lab", icon=":material/fitness_center:",
-                      url_path="pretraining")],
+                      url_path="pretraining"),
+              st.Page("app_pages/finetune.py", title="Fine-tuning lab", icon=":material/tune:", url_path="finetune")],
 }
 nav = st.navigation(pages)
 sidebar_model_picker()

@@ -305,7 +305,7 @@ def live_view() -> None:
     elif st.session_state.get("pt_polling") == v.id:  # it ended while we polled: redraw the whole page once
         st.session_state["pt_polling"] = None
         st.rerun()
-    st.subheader(f"Run {v.id}: {v.title}")
+    st.subheader(f"Run {v.id}: {md_escape(v.title)}")
     if v.status == jobs.WAITING:
         st.info("⏳ " + v.message, icon=":material/hourglass_top:")
     elif v.status == jobs.FAILED:

@@ -79,6 +79,7 @@ class JobView:
     error: str | None
     created: float
     seq_per_s: float = 0.0  # training throughput, not counting the probes and evaluations
+    results: dict = field(default_factory=dict)  # what the job's ``inspect`` hook returned before/after training
 
     @property
     def step(self) -> int:
@@ -108,11 +109,13 @@ class Job:
 
     def __init__(self, title: str, cfg: TrainConfig, build: Callable[[], tuple[Bert, object, object]],
                  probes: Probes | None = None, owner: str = "", heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
-                 max_seconds: float = MAX_SECONDS, save: bool = True, extra_config: dict | None = None):
+                 max_seconds: float = MAX_SECONDS, save: bool = True, extra_config: dict | None = None,
+                 inspect: Callable[[Bert, object, str], dict] | None = None):
         self.id = next(_ids)
         self.title, self.owner = title, owner
         self.cfg = replace(cfg, max_steps=max(1, min(cfg.max_steps, MAX_STEPS)))
         self.build, self.probes, self.save, self.extra_config = build, probes, save, extra_config
+        self.inspect = inspect  # called in the worker with (model, objective, "before" | "after")
         self.heartbeat_timeout, self.max_seconds = heartbeat_timeout, max_seconds
         self._cancel = threading.Event()
         self._lock = threading.Lock()
@@ -126,6 +129,7 @@ class Job:
         self._error: str | None = None
         self._stop_reason: str | None = None
         self._seq_per_s = 0.0
+        self._results: dict = {}
         self.created = time.time()
         self.thread: threading.Thread | None = None
 
@@ -144,7 +148,7 @@ class Job:
                            message=self._message, max_steps=self.cfg.max_steps, history=tuple(self._history),
                            evals=tuple(self._evals), snapshots=tuple(self._snapshots),
                            probe_tokens=self._probe_tokens, checkpoint=self._checkpoint, error=self._error,
-                           created=self.created, seq_per_s=self._seq_per_s)
+                           created=self.created, seq_per_s=self._seq_per_s, results=dict(self._results))
 
     @property
     def alive(self) -> bool:
@@ -230,6 +234,7 @@ class Job:
             with self._lock:
                 self._probe_tokens = probe.attention_tokens
             self._record_snapshot(probe, 0)
+        self._inspect(model, objective, "before")
         if self.cfg.eval_every:
             m0 = training.evaluate(model, objective)
             with self._lock:
@@ -260,6 +265,9 @@ class Job:
         if result.cancelled and probe is not None and result.steps and \
                 (not self._snapshots or self._snapshots[-1].step != result.steps):
             self._record_snapshot(probe, result.steps)
+        if result.steps:
+            self._set(SAVING, "Measuring the trained model on the held-out examples…")
+            self._inspect(model, objective, "after")
         if self.save and result.steps:
             self._set(SAVING, "Saving the checkpoint…")
             folder = new_run_dir(self.id) / "checkpoint"
@@ -270,6 +278,12 @@ class Job:
             self._finish_stopped(result.steps)
         else:
             self._set(DONE, f"Done: {result.steps} steps in {time.monotonic() - t0:.0f} s.")
+
+    def _inspect(self, model: Bert, objective, phase: str) -> None:
+        if self.inspect is not None:
+            found = self.inspect(model, objective, phase)
+            with self._lock:
+                self._results.update(found)
 
     def _record_snapshot(self, probe: "_ProbeRunner", step: int) -> None:
         snap = probe.snapshot(step)

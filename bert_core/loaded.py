@@ -102,6 +102,16 @@ class LoadedModel:
     def max_tokens(self) -> int:
         return min(MAX_TOKENS, self.config.max_position_embeddings)
 
+    @property
+    def has_classifier(self) -> bool:
+        return self.model.classifier is not None
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names of the sequence-classification head (config id2label, else LABEL_i)."""
+        id2label = self.config.extra.get("id2label") or {}
+        return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(self.config.num_labels)]
+
     def facts(self) -> dict[str, object]:
         c = self.config
         return {"model": self.name, "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
@@ -168,6 +178,16 @@ class LoadedModel:
         return Inspection(encoded=enc, attentions=np.stack([f32(a[0]) for a in out.attentions]),
                           hidden_states=np.stack([f32(h[0]) for h in out.hidden_states]),
                           mlm_logits=mlm, nsp_probs=nsp, qkv=qkv)
+
+    @torch.inference_mode()
+    def classify(self, text: str, text_pair: str | None = None) -> list[tuple[str, float]]:
+        """(class name, probability) from the sequence-classification head, most likely first."""
+        if not self.has_classifier:
+            raise MissingHeadError(f"'{self.name}' has no sequence-classification head; fine-tune one in the "
+                                   "fine-tuning lab first.")
+        ids, tt = self.tensors(self.encode(text, text_pair))
+        probs = self.model.classifier(self.model.encode(ids, tt).pooled)[0].float().softmax(-1).cpu().tolist()
+        return sorted(zip(self.label_names, probs), key=lambda x: -x[1])
 
     def require_mlm(self) -> None:
         if not self.has_mlm_head:

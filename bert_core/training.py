@@ -388,14 +388,19 @@ class ClassificationObjective:
         out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
         return F.cross_entropy(out.cls_logits.float(), batch["labels"])
 
+    @torch.no_grad()
     def predict(self, model: Bert, texts: list[str]) -> np.ndarray:
+        """Class probabilities (N, C), in eval mode."""
+        was_training = model.training
+        model.eval()
         device = next(model.parameters()).device
         probs = []
         for i in range(0, len(texts), 64):
             b = {k: v.to(device) for k, v in self._collate([(t, 0) for t in texts[i:i + 64]]).items()}
             probs.append(model(b["input_ids"], b["token_type_ids"], b["attention_mask"]).cls_logits.float()
                          .softmax(-1).cpu().numpy())
-        return np.concatenate(probs) if probs else np.zeros((0, 2))
+        model.train(was_training)
+        return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels))
 
     def evaluate(self, model: Bert) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, f1_score
@@ -403,9 +408,11 @@ class ClassificationObjective:
         if not self.eval_set:
             return {}
         probs = self.predict(model, [t for t, _ in self.eval_set])
-        gold = [y for _, y in self.eval_set]
+        gold = np.asarray([y for _, y in self.eval_set])
         pred = probs.argmax(-1)
-        return {"accuracy": float(accuracy_score(gold, pred)), "macro_f1": float(f1_score(gold, pred, average="macro"))}
+        loss = float(-np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None)).mean())
+        return {"eval_loss": loss, "accuracy": float(accuracy_score(gold, pred)),
+                "macro_f1": float(f1_score(gold, pred, average="macro"))}
 
 
 # --- checkpoints -------------------------------------------------------------------------------------
