@@ -358,17 +358,6 @@ job: jobs.Job | None = st.session_state.get("ft_job")
 view = job.view() if job else None
 locked = view is not None and view.active
 
-if job is not None:
-    if locked:
-        st.session_state["ft_polling"] = job.id
-
-    @st.fragment(run_every=POLL_S if locked else None)
-    def _live() -> None:
-        live_view(None)
-
-    _live()
-    st.divider()
-
 st.subheader("1 · Data")
 split = data_section(locked)
 if split is not None:
@@ -386,3 +375,14 @@ if split is not None:
         confirmed = st.checkbox("Yes, replace my last run", key=f"ft_confirm_{view.id}")
     st.button("Start fine-tuning", type="primary", icon=":material/play_arrow:", disabled=locked or not confirmed,
               key="ft_start", on_click=start_run, args=(lm, split, owner))
+
+if job is not None:  # the run under its settings, where the Start button was clicked
+    st.divider()
+    if locked:
+        st.session_state["ft_polling"] = job.id
+
+    @st.fragment(run_every=POLL_S if locked else None)
+    def _live() -> None:
+        live_view(None)
+
+    _live()

@@ -34,6 +34,10 @@ with a.container(border=True):
 with b.container(border=True):
     st.page_link("app_pages/pretraining.py", label="**Pretraining lab**", icon=":material/fitness_center:")
     st.markdown("Pretrain a tiny BERT yourself with masked-language modelling and watch the loss fall.")
+with a.container(border=True):
+    st.page_link("app_pages/finetune.py", label="**Fine-tuning lab**", icon=":material/tune:")
+    st.markdown("Put a classifier on the [CLS] vector and fine-tune on tweet sentiment or your own CSV: accuracy, "
+                "a confusion matrix, and the [CLS] vectors pulling apart by class.")
 
 st.subheader("BERT in eight ideas")
 st.markdown(r"""
@@ -53,6 +57,7 @@ st.markdown(r"""
    Try it in the *Masked-word playground* and the *Pretraining lab*.
 6. **Fine-tuning.** For a task (sentiment, question answering, NER …) a small head is put on top — usually on the
    `[CLS]` vector — and the whole network is trained a little more on labelled examples.
+   Do it in the *Fine-tuning lab*.
 7. **Training tips.** Small learning rates (2e-5 to 5e-5) with warm-up, 2-4 epochs, batch 16-32; longer inputs cost
    quadratically (attention is T × T), so keep sequences as short as the task allows.
 8. **Successors.** DistilBERT (distillation: a 6-layer student copies a 12-layer teacher), RoBERTa (more data, no NSP,

@@ -259,7 +259,7 @@ class FinetuneSettings:
     def train_config(self, device: str = "auto") -> TrainConfig:
         return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_ratio=self.warmup_ratio,
                            schedule=self.schedule, mixed_precision=self.mixed_precision, seed=self.seed,
-                           eval_every=max(1, self.steps // 10), device=device)
+                           eval_every=max(1, self.steps // 8), device=device)
 
     def epochs(self, n_train: int) -> float:
         return self.steps * self.batch_size / max(1, n_train)

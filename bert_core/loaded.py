@@ -147,10 +147,15 @@ class LoadedModel:
         if len(ids) <= 2 + (text_pair is not None):
             raise InputError("The text has no characters BERT can read (only spaces or control characters?).")
         return Encoded(tokens=list(tokens), input_ids=ids,
-                       token_type_ids=np.asarray(enc.get("token_type_ids", [0] * len(ids)), dtype=np.int64),
+                       token_type_ids=self._segments(enc.get("token_type_ids", [0] * len(ids))),
                        special=np.asarray(enc["special_tokens_mask"], dtype=bool), word_ids=list(word_ids),
                        offsets=[tuple(o) for o in enc["offset_mapping"]], n_original=n_original,
                        truncated=n_original > len(ids))
+
+    def _segments(self, types) -> np.ndarray:
+        # a checkpoint trained with one segment (type_vocab_size 1) has no row for B: both sentences use A's
+        tt = np.asarray(types, dtype=np.int64)
+        return np.minimum(tt, self.config.type_vocab_size - 1)
 
     def tensors(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.as_tensor(enc.input_ids, device=self.device).unsqueeze(0)

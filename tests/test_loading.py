@@ -319,3 +319,19 @@ def test_build_from_state_dict_copies_by_default(tiny_dir):
 def test_a_pathlib_folder_is_accepted(tiny_mlm_dir):
     lm = load_model(tiny_mlm_dir, device="cpu")
     assert lm.kind == "local" and lm.has_mlm_head
+
+
+def test_a_single_segment_checkpoint_reads_sentence_pairs_as_one_segment(tmp_path):
+    """type_vocab_size 1 (e.g. some distilled BERTs): B has no segment row, so it shares A's, as in the original."""
+    import torch
+
+    from conftest import make_checkpoint
+
+    hf = make_checkpoint(tmp_path, "BertModel", seed=5, type_vocab_size=1)
+    lm = load_model(str(tmp_path))
+    ins = lm.inspect("the cat sat", "the dog ran")
+    assert ins.encoded.token_type_ids.tolist() == [0] * len(ins.encoded.tokens)
+    ids = torch.as_tensor(ins.encoded.input_ids)[None]
+    with torch.no_grad():
+        want = hf(ids, token_type_ids=torch.zeros_like(ids)).last_hidden_state[0].numpy()
+    assert abs(ins.hidden_states[-1] - want).max() < 1e-5
