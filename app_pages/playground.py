@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import urllib.parse
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bert_core import InputError, MissingHeadError, mlm
+from bert_core import BUNDLED, InputError, MissingHeadError, mlm
 from ui import figures_mlm as figs
 from ui.state import current_model
 from ui.text import md_escape
@@ -300,7 +301,7 @@ def next_round() -> None:
     st.session_state["pg_game_msg"] = None
 
 
-def teacher_panel() -> None:
+def teacher_panel(lm) -> None:
     with st.expander("Teacher: play your own sentences and share them with the class", icon=":material/school:"):
         st.markdown("One sentence per line; put **{braces}** around the word to hide, e.g. "
                     "`The {cat} sat on the mat.` (without braces the last word of 3+ letters is hidden). "
@@ -316,11 +317,16 @@ def teacher_panel() -> None:
         if st.button(f"Play these {len(items)} sentences", key="pg_game_play_own", icon=":material/play_arrow:"):
             st.session_state["pg_game_code"] = code
             st.query_params["game"] = code
+            if lm.name != BUNDLED:
+                st.query_params["model"] = lm.name  # the address bar is a share link too
             start_game([it.source for it in items], f"your own set of {len(items)} sentences", shuffle=False)
             st.rerun()
         base = (st.context.url or "").split("?")[0] or "http://localhost:8501/playground"
-        st.caption("Share link (copy it with the button on the right):")
-        st.code(f"{base}?game={code}", language=None, wrap_lines=True)
+        pin = "" if lm.name == BUNDLED else f"&model={urllib.parse.quote(lm.name, safe='')}"
+        st.caption("Share link (copy it with the button on the right). It also picks "
+                   f"{'the bundled model' if not pin else md(lm.name)} for everyone who opens it, so the whole "
+                   "class plays against the same BERT:")
+        st.code(f"{base}?game={code}{pin}", language=None, wrap_lines=True)
 
 
 def game_tab(lm) -> None:
@@ -343,7 +349,7 @@ def game_tab(lm) -> None:
         if st.button("Play again", key="pg_game_again", type="primary", icon=":material/replay:"):
             start_game(ss["pg_game_set"], ss["pg_game_label"], shuffle=ss["pg_game_label"].startswith("the built"))
             st.rerun()
-        teacher_panel()
+        teacher_panel(lm)
         return
     try:
         item = mlm.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][r]])
@@ -395,7 +401,7 @@ def game_tab(lm) -> None:
         last = r + 1 >= n
         side.button("See the final score" if last else "Next round", key="pg_game_next", type="primary",
                     on_click=next_round, icon=":material/flag:" if last else ":material/arrow_forward:")
-    teacher_panel()
+    teacher_panel(lm)
 
 
 # --- page ---------------------------------------------------------------------------------------------------------

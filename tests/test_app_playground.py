@@ -3,6 +3,7 @@ and bad input, on tiny random checkpoints (asserting on the numbers the page sho
 
 from __future__ import annotations
 
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -198,7 +199,41 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
     at.text_area(key="pg_game_own").input("The {cat} sat.\n{a} {b}\nThe <b>{dog}</b> ran.").run()
     assert any("line 2" in w.value for w in at.warning)
     link = at.code[0].value
-    assert "?game=" in link and mlm.decode_set(link.split("?game=")[1]) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
+    code = link.split("?game=")[1].split("&model=")[0]
+    assert "?game=" in link and mlm.decode_set(code) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
     at.button(key="pg_game_play_own").click().run()
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
-    assert at.query_params["game"] == [link.split("?game=")[1]] or at.query_params["game"] == link.split("?game=")[1]
+    assert at.query_params["game"] in ([code], code)
+
+
+def test_a_shared_game_link_pins_the_model(tiny_mlm_dir):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["model_name"] = str(tiny_mlm_dir)
+    at.query_params["game"] = mlm.encode_set(["The {dog} ran."])  # opens the game tab
+    at.run()
+    at.switch_page("app_pages/playground.py").run()
+    at.text_area(key="pg_game_own").input("The {cat} sat.").run()
+    link = at.code[0].value
+    code = link.split("?game=")[1].split("&")[0]
+    assert link.endswith("&model=" + urllib.parse.quote(str(tiny_mlm_dir), safe=""))
+
+    pupil = AppTest.from_file(APP, default_timeout=60)  # a fresh session opens the link: bundled by default …
+    pupil.query_params["game"] = code
+    pupil.query_params["model"] = str(tiny_mlm_dir)
+    pupil.run()
+    pupil.switch_page("app_pages/playground.py").run()
+    assert not pupil.exception
+    assert pupil.session_state["model_name"] == str(tiny_mlm_dir)  # … but the link picks the teacher's model
+    assert {m.label: m.value for m in pupil.metric}["Round"] == "1 of 1"
+    pupil.session_state["model_name"] = "bundled"  # picking another model later sticks
+    pupil.run()
+    assert pupil.session_state["model_name"] == "bundled"
+
+
+def test_a_link_to_a_model_that_cannot_load_falls_back_with_a_message():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "/no/such/folder"
+    at.run()
+    assert not at.exception
+    assert at.session_state["model_name"] == "bundled"
+    assert any("/no/such/folder" in e.value for e in at.sidebar.error)

@@ -25,6 +25,7 @@ DTYPES = {"fp32": "fp32 (exact)", "bf16": "bf16", "fp16": "fp16"}
 MODEL_KEY = "model_name"  # session key: the name the user picked
 DEVICE_KEY = "model_device"
 DTYPE_KEY = "model_dtype"
+LINKED_KEY = "model_from_link"  # the ?model= of the link this session opened, applied once
 ERROR_KEY = "model_load_error"  # the last load failure, shown until the user picks again
 _W_CHOICE, _W_OTHER, _W_DEVICE, _W_DTYPE, _OTHER_OPEN = (
     "sb_model_choice", "sb_model_other", "sb_device", "sb_dtype", "sb_other_open")
@@ -117,6 +118,11 @@ def _sync_widgets() -> None:
 
 def sidebar_model_picker() -> LoadedModel:
     """Model, device and precision pickers plus the loaded model's facts, in the sidebar. Returns the model."""
+    linked = st.query_params.get("model")  # a shared link (e.g. a teacher's game) names the model
+    if linked and st.session_state.get(LINKED_KEY) != linked:
+        st.session_state[LINKED_KEY] = linked  # once per link: the user may pick another model afterwards
+        st.session_state[MODEL_KEY] = linked
+        st.session_state[_OTHER_OPEN] = False
     st.session_state.setdefault(MODEL_KEY, BUNDLED)
     st.session_state.setdefault(DEVICE_KEY, "auto")
     st.session_state.setdefault(DTYPE_KEY, "fp32")
