@@ -248,8 +248,8 @@ def results_view(v: jobs.JobView, sp: ft.Split) -> None:
         wrong.sort(key=lambda i: -float(probs[i, pred[i]]))
         if wrong:
             st.markdown(f"**The most confident mistakes** ({len(wrong)} of {len(sp.test)} held-out examples are "
-                        "wrong). Some are the model's fault, some the label's: tweets are ambiguous and people "
-                        "disagree.")
+                        "wrong). Some are the model's fault, some the label's: short texts are often ambiguous, "
+                        "and the people who labelled them did not always agree.")
             st.dataframe(pd.DataFrame({"text": [sp.test[i][0] for i in wrong[:10]],
                                        "true": [sp.names[sp.test[i][1]] for i in wrong[:10]],
                                        "predicted": [sp.names[pred[i]] for i in wrong[:10]],

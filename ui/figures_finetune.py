@@ -88,8 +88,9 @@ def cls_scatter(before: np.ndarray, after: np.ndarray, labels: Sequence[int], na
                           row=1, col=col)
         fig.update_xaxes(showticklabels=False, title="PCA 1", row=1, col=col)
         fig.update_yaxes(showticklabels=False, title="PCA 2" if col == 1 else None, row=1, col=col)
-    return _layout(fig, title, height=420, legend=dict(orientation="h", y=-0.08, yanchor="top", x=0.5,
-                                                       xanchor="center"))
+    fig = _layout(fig, title, height=440, legend=dict(orientation="h", y=-0.08, yanchor="top", x=0.5,
+                                                      xanchor="center"))
+    return fig.update_layout(margin=dict(t=76 if title else 30))  # room for the subplot titles under the title
 
 
 def class_probabilities(names: Sequence[str], probs: Sequence[float], title: str | None = None) -> go.Figure:

@@ -165,8 +165,7 @@ def model_card_markdown(card: dict) -> str:
         f"- Base: {card.get('base', '?')}",
         f"- Trained: {card.get('trained', '?')}",
         f"- Text: {card.get('corpus', '?')}",
-        f"- Objective: {card.get('objective', '?')}; {card.get('steps', '?')} steps, "
-        f"{card.get('train_minutes', '?')} min on a 2-core CPU",
+        f"- Objective: {card.get('objective', '?')}; {_training_time(card)} on a 2-core CPU",
     ]
     if held:
         lines.append(f"- Held-out masked tokens: top-1 **{held.get('top1', 0):.0%}**, "
@@ -174,6 +173,16 @@ def model_card_markdown(card: dict) -> str:
     lines.append("\nIt is small and was trained briefly, so its guesses are rough. When you are online, pick "
                  "**bert-base-uncased** above: the original BERT with its own pretrained MLM head.")
     return "\n".join(lines)
+
+
+def _training_time(card: dict) -> str:
+    """'N steps, M min', or the sum over two phases with the parts in brackets."""
+    prev = card.get("previous_phase") or {}
+    steps, minutes = card.get("steps"), card.get("train_minutes")
+    if not prev or not isinstance(steps, int) or not isinstance(prev.get("steps"), int):
+        return f"{steps if steps is not None else '?'} steps, {minutes if minutes is not None else '?'} min"
+    return (f"{prev['steps'] + steps:,} steps in two phases ({prev['steps']:,} + {steps:,}), "
+            f"{(prev.get('train_minutes') or 0) + (minutes or 0):.0f} min")
 
 
 def model_key(lm: LoadedModel) -> str:
