@@ -18,6 +18,7 @@ from bert_core import finetune as ft
 from bert_core.training import lr_at
 from ui import figures_finetune as ffigs
 from ui import figures_training as figs
+from ui.run_view import run_header
 from ui.state import cached_model, current_model
 from ui.text import md_escape
 
@@ -300,29 +301,11 @@ def downloads(v: jobs.JobView) -> None:
 
 
 def live_view(sp: ft.Split | None) -> None:
-    job: jobs.Job | None = st.session_state.get("ft_job")
-    if job is None:
+    found = run_header("ft")
+    if found is None:
         return
+    job, v = found
     sp = st.session_state.get("ft_job_split", sp)
-    v = job.view()
-    if v.active:
-        job.heartbeat()
-    elif st.session_state.get("ft_polling") == v.id:  # it ended while we polled: redraw the whole page once
-        st.session_state["ft_polling"] = None
-        st.rerun()
-    st.subheader(f"Run {v.id}: {md_escape(v.title)}")
-    if v.status == jobs.WAITING:
-        st.info(v.message, icon=":material/hourglass_top:")
-    elif v.status == jobs.FAILED:
-        st.error(v.message)
-    elif v.status in (jobs.CANCELLED, jobs.STOPPED):
-        st.warning(v.message)
-    c1, c2 = st.columns([5, 1])
-    if v.status != jobs.FAILED:
-        c1.progress(v.fraction, text=v.message if v.active or v.status == jobs.DONE
-                    else f"{v.step} of {v.max_steps} steps")
-    if v.active:
-        c2.button("Cancel", key="ft_cancel", on_click=job.cancel, icon=":material/stop_circle:", width="stretch")
     metrics_row(v)
     curves_view(v, sp)
     if not v.active:

@@ -18,6 +18,7 @@ from bert_core import jobs
 from bert_core.model import Bert, BertConfig
 from bert_core.training import lr_at
 from ui import figures_training as figs
+from ui.run_view import run_header
 from ui.state import current_model
 from ui.text import md_escape
 
@@ -296,29 +297,10 @@ def results_view(v: jobs.JobView) -> None:
 
 
 def live_view() -> None:
-    job: jobs.Job | None = st.session_state.get("pt_job")
-    if job is None:
+    found = run_header("pt")
+    if found is None:
         return
-    v = job.view()
-    if v.active:
-        job.heartbeat()
-    elif st.session_state.get("pt_polling") == v.id:  # it ended while we polled: redraw the whole page once
-        st.session_state["pt_polling"] = None
-        st.rerun()
-    st.subheader(f"Run {v.id}: {md_escape(v.title)}")
-    if v.status == jobs.WAITING:
-        st.info("⏳ " + v.message, icon=":material/hourglass_top:")
-    elif v.status == jobs.FAILED:
-        st.error(v.message)
-    elif v.status in (jobs.CANCELLED, jobs.STOPPED):
-        st.warning(v.message)
-    c1, c2 = st.columns([5, 1])
-    if v.status != jobs.FAILED:
-        c1.progress(v.fraction, text=v.message if v.active or v.status == jobs.DONE
-                    else f"{v.step} of {v.max_steps} steps")
-    if v.active:
-        c2.button("Cancel", key="pt_cancel", on_click=job.cancel, icon=":material/stop_circle:", type="secondary",
-                  width="stretch")
+    job, v = found
     metrics_row(v)
     t1, t2, t3 = st.tabs([":material/show_chart: Loss & accuracy", ":material/quiz: Probe sentences",
                          ":material/visibility: Attention heads"])
