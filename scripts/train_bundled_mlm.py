@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--first-trained-layer", type=int, default=2)
     ap.add_argument("--whole-word", action="store_true")
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--eval-size", type=int, default=1000)
+    ap.add_argument("--eval-size", type=int, default=100000, help="held-out texts scored (default: all of them)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="bf16", choices=["no", "bf16", "fp16"],
                     help="autocast during training (bf16 is fast on CPUs with AVX512-BF16/AMX and on GPUs)")
@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=loading.BUNDLED_MLM_DIR)
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from an earlier artifact folder (a second, lower-LR phase); its card is kept")
-    ap.add_argument("--evaluate-only", action="store_true", help="measure the shipped artifact, train nothing")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="measure the shipped artifact with its card's --seq-len and --eval-size, train nothing")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,6 +105,9 @@ def main() -> None:
     train_texts, held = load_corpus()
     print(f"corpus: {len(train_texts)} train texts, {len(held)} held-out", flush=True)
     model, tok = base_model(args.first_trained_layer)
+    if args.evaluate_only:  # measure as the card's run did: its sequence length and evaluation size
+        shipped_cfg = json.loads((loading.BUNDLED_MLM_DIR / "model_card.json").read_text())["config"]
+        args.seq_len, args.eval_size = shipped_cfg["seq_len"], shipped_cfg["eval_size"]
     objective = MLMObjective(tok, train_texts, held, seq_len=args.seq_len, whole_word=args.whole_word,
                              eval_size=args.eval_size, eval_seed=1234)
     if args.evaluate_only:

@@ -228,3 +228,20 @@ def test_bad_uploads_get_a_clear_message(tiny_dir, content, message):
     assert not at.exception, errors(at)
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     assert not at.get("button") or all(b.key != "ft_start" for b in at.button)
+
+
+@pytest.mark.parametrize("page", ["app_pages/home.py", "app_pages/attention.py", "app_pages/inside_bert.py",
+                                  "app_pages/playground.py", "app_pages/pretraining.py", "app_pages/finetune.py"])
+def test_every_page_works_on_a_fine_tuned_checkpoint(tiny_dir, tmp_path_factory, page):
+    folder = tmp_path_factory.getbasetemp() / "finetuned_for_pages"
+    if not (folder / "config.json").is_file():
+        lm = load_model(str(tiny_dir))
+        model = ft.classifier_model(lm.model, ["negative", "positive"])
+        from bert_core.training import save_checkpoint
+
+        save_checkpoint(model, lm.tokenizer, folder)
+    at = open_page(page, folder)
+    assert not at.exception, errors(at)
+    assert at.session_state["model_name"] == str(folder)  # it loaded (no fallback to the bundled model)
+    if page.endswith("playground.py"):
+        assert any("no masked-language-model head" in w.value for w in at.warning)
