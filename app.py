@@ -11,6 +11,7 @@ pages = {
     "Look inside": [
         st.Page("app_pages/attention.py", title="Attention explorer", icon=":material/grid_on:", url_path="attention"),
         st.Page("app_pages/inside_bert.py", title="Inside BERT: the maths", icon=":material/calculate:", url_path="inside"),
+        st.Page("app_pages/family.py", title="BERT's family", icon=":material/account_tree:", url_path="family"),
     ],
     "Play": [st.Page("app_pages/playground.py", title="Masked-word playground", icon=":material/target:",
                      url_path="playground")],

@@ -34,6 +34,10 @@ with a.container(border=True):
 with b.container(border=True):
     st.page_link("app_pages/pretraining.py", label="**Pretraining lab**", icon=":material/fitness_center:")
     st.markdown("Pretrain a tiny BERT yourself with masked-language modelling and watch the loss fall.")
+with b.container(border=True):
+    st.page_link("app_pages/family.py", label="**BERT's family**", icon=":material/account_tree:")
+    st.markdown("Where the parameters of BERT, DistilBERT, ALBERT, RoBERTa and MiniLM sit, a model of your own "
+                "shape, and distillation's temperature on this model's real guesses.")
 with a.container(border=True):
     st.page_link("app_pages/finetune.py", label="**Fine-tuning lab**", icon=":material/tune:")
     st.markdown("Put a classifier on the [CLS] vector and fine-tune on tweet sentiment or your own CSV: accuracy, "
@@ -62,7 +66,7 @@ st.markdown(r"""
    quadratically (attention is T × T), so keep sequences as short as the task allows.
 8. **Successors.** DistilBERT (distillation: a 6-layer student copies a 12-layer teacher), RoBERTa (more data, no NSP,
    dynamic masking), ALBERT (shared layers, factorised embeddings) and the MiniLM model bundled here keep the same
-   encoder at heart.
+   encoder at heart. Compare their sizes, and soften a teacher's guesses as distillation does, in *BERT's family*.
 """)
 
 st.caption("The bundled model is all-MiniLM-L6-v2: a 6-layer, 12-head BERT distilled from a larger one and tuned for "
