@@ -121,8 +121,12 @@ def settings_form(lm, locked: bool) -> tuple[jobs.LabSettings, dict]:
         st.slider("Mask probability", 0.05, 0.5, step=0.01, key="pt_prob", disabled=locked)
         st.toggle("Whole-word masking", key="pt_wwm", disabled=locked,
                   help="Hide all pieces of a word together (play ##ing), not single pieces.")
-        st.toggle("Next-sentence prediction (NSP)", key="pt_nsp", disabled=locked,
-                  help="Train on sentence pairs and also predict whether B followed A.")
+        one_segment = lm.config.type_vocab_size < 2
+        if one_segment:
+            st.session_state["pt_nsp"] = False
+        st.toggle("Next-sentence prediction (NSP)", key="pt_nsp", disabled=locked or one_segment,
+                  help="This checkpoint has a single segment embedding, so it cannot mark sentence B."
+                  if one_segment else "Train on sentence pairs and also predict whether B followed A.")
         st.toggle("Mixed precision (bf16)", key="pt_bf16", disabled=locked)
         st.selectbox("Corpus", list(CORPUS_SIZES), format_func=CORPUS_SIZES.get, key="pt_corpus", disabled=locked,
                      help="A fixed sample of WordNet definitions/examples and fortunes.")

@@ -14,7 +14,8 @@ from browser_fixtures import assert_no_exception, open_page, streamlit_server, w
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PAGES = {"": "BERT Lab", "attention": "Attention explorer", "inside": "Inside BERT",
-         "playground": "Masked-word playground", "pretraining": "Pretraining lab"}
+         "playground": "Masked-word playground", "pretraining": "Pretraining lab", "finetune": "Fine-tuning lab",
+         "family": "BERT's family"}
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> the giraffe'
 
 
