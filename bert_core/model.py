@@ -166,14 +166,16 @@ class BertSelfAttention(nn.Module):
         return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, d_k)
 
     def fused_qkv(self) -> tuple[Tensor, Tensor] | None:
-        """W_Q, W_K, W_V stacked into one (3D, D) matrix for a single matmul; None while the weights train.
+        """W_Q, W_K, W_V stacked into one (3D, D) matrix for a single matmul; None for trainable weights.
 
-        A cache, not a parameter: the state dict keeps HF's query/key/value keys. It is rebuilt whenever a weight
-        changes (in-place update, ``load_state_dict``, ``.to()``), detected by each tensor's version and address.
+        A cache, not a parameter: the state dict keeps HF's query/key/value keys. It is rebuilt whenever a frozen
+        weight changes (``load_state_dict``, in-place edits, ``.to()``), detected by each tensor's version and
+        address. Weights that require grad are never cached, even under no_grad: fused optimizers (AdamW
+        fused=True) update them without bumping the version counter, so a cache could not see the change.
         """
         params = (self.query.weight, self.key.weight, self.value.weight,
                   self.query.bias, self.key.bias, self.value.bias)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if any(p.requires_grad for p in params):
             return None
         try:
             stamp = tuple((p.data_ptr(), p._version, p.dtype) for p in params)

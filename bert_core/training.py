@@ -100,7 +100,11 @@ def make_optimizer(model: Bert, cfg: TrainConfig) -> torch.optim.AdamW:
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6)
+    params = decay + no_decay
+    # the fused kernel (one pass over all weights) where torch has it for these tensors, as Trainer does
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
+                             fused=fused or None)
 
 
 def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callable[[StepEvent], None] | None = None,

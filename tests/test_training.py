@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 
@@ -214,3 +215,29 @@ def test_checkpoint_reloads_with_identical_predictions(tok, tiny_dir, tmp_path):
     np.testing.assert_allclose(hf, ours, atol=1e-4)
     assert not np.allclose(ours, lm.inspect(text).mlm_logits, atol=1e-3)  # training changed the copy …
     assert again.fill_mask(text, 3) != [] and lm.model.training is False  # … and never the shared model
+
+
+def test_evaluating_between_fused_adamw_steps_sees_the_new_weights(tiny_dir):
+    """Fused AdamW does not bump tensors' version counters; the model's fused-QKV inference cache must not serve
+    stale weights to an evaluation that runs between training steps."""
+    import torch
+
+    from bert_core import load_model
+
+    model = load_model(str(tiny_dir)).copy_for_training("cpu")
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    model.eval()
+    with torch.no_grad():
+        model.encode(ids)  # an evaluation before training (would fill a cache)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+    model.train()
+    model.encode(ids).last_hidden_state.sum().backward()
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        got = model.encode(ids).last_hidden_state
+        fresh = copy.deepcopy(model)
+        for p in fresh.parameters():
+            p.requires_grad_(False)
+        want = fresh.encode(ids).last_hidden_state
+    assert torch.equal(got, want)
