@@ -70,10 +70,11 @@ def run_ours(hf, objective, args) -> float:
     return steps_per_s(stamps, args.skip)
 
 
-def run_trainer(hf, blocks, tok, args) -> float:
+def trainer_steps_per_s(hf, data, collator, lr: float, args) -> float:
+    """Train a copy of ``hf`` with transformers.Trainer on ``data``; optimizer steps per second."""
     import copy
 
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     stamps: list[float] = []
 
@@ -81,19 +82,22 @@ def run_trainer(hf, blocks, tok, args) -> float:
         def on_step_end(self, a, state, control, **kw):
             stamps.append(time.perf_counter())
 
-    data = [{"input_ids": b} for b in blocks]
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                                  learning_rate=1e-4, warmup_steps=max(1, int(0.06 * args.steps)), weight_decay=0.01,
-                                  max_grad_norm=1.0,
-                                  lr_scheduler_type="linear", logging_strategy="no", save_strategy="no",
-                                  eval_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
-                                  disable_tqdm=True, seed=0, bf16=args.precision == "bf16")
-        collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
-        trainer = Trainer(model=copy.deepcopy(hf).train(), args=targs, train_dataset=data, data_collator=collator,
-                          callbacks=[Stamp()])
-        trainer.train()
+                                  learning_rate=lr, warmup_steps=max(1, int(0.06 * args.steps)), weight_decay=0.01,
+                                  max_grad_norm=1.0, lr_scheduler_type="linear", logging_strategy="no",
+                                  save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
+                                  dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=args.precision == "bf16")
+        Trainer(model=copy.deepcopy(hf).train(), args=targs, train_dataset=data, data_collator=collator,
+                callbacks=[Stamp()]).train()
     return steps_per_s(stamps, args.skip)
+
+
+def run_trainer(hf, blocks, tok, args) -> float:
+    from transformers import DataCollatorForLanguageModeling
+
+    return trainer_steps_per_s(hf, [{"input_ids": b} for b in blocks],
+                               DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15), 1e-4, args)
 
 
 def classify_models(seed: int):
@@ -116,27 +120,10 @@ def run_ours_classify(hf, cfg, objective, args) -> float:
 
 
 def run_trainer_classify(hf, rows, tok, args) -> float:
-    import copy
-
-    from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
-
-    stamps: list[float] = []
-
-    class Stamp(TrainerCallback):
-        def on_step_end(self, a, state, control, **kw):
-            stamps.append(time.perf_counter())
+    from transformers import DataCollatorWithPadding
 
     data = [{**tok(t, truncation=True, max_length=args.seq_len), "labels": y} for t, y in rows]
-    with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                                  learning_rate=5e-5, warmup_steps=max(1, int(0.06 * args.steps)), weight_decay=0.01,
-                                  max_grad_norm=1.0, lr_scheduler_type="linear", logging_strategy="no",
-                                  save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
-                                  dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=args.precision == "bf16")
-        trainer = Trainer(model=copy.deepcopy(hf).train(), args=targs, train_dataset=data,
-                          data_collator=DataCollatorWithPadding(tok), callbacks=[Stamp()])
-        trainer.train()
-    return steps_per_s(stamps, args.skip)
+    return trainer_steps_per_s(hf, data, DataCollatorWithPadding(tok), 5e-5, args)
 
 
 def main() -> None:
