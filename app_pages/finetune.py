@@ -32,7 +32,7 @@ N_TEST = [100, 200, 300, 500, 1000]
 CONFIDENCE = {0.0: "all tweets", 0.6: "annotators ≥ 60% sure", 0.8: "≥ 80% sure", 1.0: "only unanimous"}
 DEFAULT_LR = {ft.FULL: 5e-5, ft.HEAD: 1e-3}
 DEFAULTS = {"ft_source": TWEETS, "ft_conf": 0.0, "ft_train": 2000, "ft_test": 300, "ft_mode": ft.FULL,
-            "ft_steps": 100, "ft_batch": 16, "ft_warmup": 0.1, "ft_schedule": "linear", "ft_len": 64,
+            "ft_steps": 200, "ft_batch": 16, "ft_warmup": 0.1, "ft_schedule": "linear", "ft_len": 64,
             "ft_bf16": False}
 MODE_LABELS = {ft.FULL: "Fine-tune every weight (BERT's recipe)", ft.HEAD: "Train only the head (frozen BERT)"}
 

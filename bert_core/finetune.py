@@ -1,6 +1,6 @@
 """Fine-tuning: a task head on BERT's [CLS] vector, trained on labelled text (tweet sentiment built in, or a CSV).
 
-    python -m bert_core.finetune --train 2000 --steps 300                 # bundled model, tweet sentiment
+    python -m bert_core.finetune --train 2000 --steps 200                 # bundled model, tweet sentiment
     python -m bert_core.finetune --csv reviews.csv --text-column review --label-column stars --mode head
 
 The app's fine-tuning lab and this CLI share everything here: data checks, the stratified split, the model with a
@@ -245,7 +245,7 @@ def report(gold: Sequence[int], probs: np.ndarray, names: Sequence[str]) -> dict
 @dataclass(frozen=True)
 class FinetuneSettings:
     mode: str = FULL  # full: every weight learns | head: frozen encoder, only pooler + classifier
-    steps: int = 100
+    steps: int = 200
     batch_size: int = 16
     lr: float = 5e-5
     warmup_ratio: float = 0.1
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--mode", choices=[FULL, HEAD], default=FULL)
     ap.add_argument("--train", type=int, default=2000, help="training examples")
     ap.add_argument("--test", type=int, default=300, help="held-out examples")
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--max-len", type=int, default=64)
