@@ -158,14 +158,20 @@ def main() -> None:
           f"{len(blocks)} packed sequences, {args.steps} steps per run (first {args.skip} not timed), "
           f"precision {args.precision}, torch threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.2f}", flush=True)
+    alternate(lambda: run_ours(hf, objective, args), lambda: run_trainer(hf, blocks, tok, args), args,
+              {"shape": args.shape})
+
+
+def alternate(engine, trainer, args, label: dict) -> None:
+    """Time engine and Trainer in turn for ``args.rounds`` rounds; print each and the JSON summary with the ratio."""
     ours, theirs = [], []
     for r in range(args.rounds):
-        ours.append(run_ours(hf, objective, args))
+        ours.append(engine())
         print(f"round {r + 1}: engine  {ours[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
-        theirs.append(run_trainer(hf, blocks, tok, args))
+        theirs.append(trainer())
         print(f"round {r + 1}: Trainer {theirs[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    print(json.dumps({"shape": args.shape, "batch_size": args.batch_size, "seq_len": args.seq_len,
+    print(json.dumps({**label, "batch_size": args.batch_size, "seq_len": args.seq_len,
                       "precision": args.precision, "engine_steps_per_s": round(statistics.median(ours), 3),
                       "trainer_steps_per_s": round(statistics.median(theirs), 3), "ratio": round(ratio, 2),
                       "load_average_after": round(os.getloadavg()[0], 2)}))
@@ -183,18 +189,8 @@ def bench_classify(tok, args) -> None:
           f"tokens, {len(rows)} tweets, {args.steps} steps per run (first {args.skip} not timed), precision "
           f"{args.precision}, torch threads {torch.get_num_threads()}, load average before "
           f"{os.getloadavg()[0]:.2f}", flush=True)
-    ours, theirs = [], []
-    for r in range(args.rounds):
-        ours.append(run_ours_classify(hf, cfg, objective, args))
-        print(f"round {r + 1}: engine  {ours[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
-        theirs.append(run_trainer_classify(hf, rows, tok, args))
-        print(f"round {r + 1}: Trainer {theirs[-1]:.3f} steps/s  (load {os.getloadavg()[0]:.2f})", flush=True)
-    print(json.dumps({"task": "classify", "batch_size": args.batch_size, "seq_len": args.seq_len,
-                      "precision": args.precision, "engine_steps_per_s": round(statistics.median(ours), 3),
-                      "trainer_steps_per_s": round(statistics.median(theirs), 3),
-                      "ratio": round(statistics.median(ours) / statistics.median(theirs), 2),
-                      "load_average_after": round(os.getloadavg()[0], 2)}))
-
+    alternate(lambda: run_ours_classify(hf, cfg, objective, args),
+              lambda: run_trainer_classify(hf, rows, tok, args), args, {"task": "classify"})
 
 if __name__ == "__main__":
     main()
