@@ -7,7 +7,7 @@ distillation's temperature does to a teacher's guesses. No Streamlit here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,10 +71,6 @@ def shape_of(config) -> Shape:
     return Shape(vocab=config.vocab_size, hidden=config.hidden_size, layers=config.num_hidden_layers,
                  heads=config.num_attention_heads, intermediate=config.intermediate_size,
                  positions=config.max_position_embeddings, segments=config.type_vocab_size)
-
-
-def with_changes(s: Shape, **kw) -> Shape:
-    return replace(s, **kw)
 
 
 def soften(logits: np.ndarray, temperature: float) -> np.ndarray:
