@@ -18,7 +18,7 @@ from bert_core import finetune as ft
 from bert_core.training import lr_at
 from ui import figures_finetune as ffigs
 from ui import figures_training as figs
-from ui.run_view import run_header
+from ui.run_view import confirm_replace, run_header
 from ui.state import cached_model, current_model
 from ui.text import md_escape
 
@@ -351,11 +351,7 @@ if split is not None:
     if other is not None and other is not job:
         st.caption(f"Another training is running on this server now ({md_escape(other.title)}); yours waits until "
                    "it ends.")
-    confirmed = True
-    if view is not None and not view.active and view.checkpoint is not None:
-        st.warning(f"Starting a new run deletes run {view.id} ({md_escape(view.title)}) with its model and metrics. "
-                   "Download them first if you want to keep them.", icon=":material/warning:")
-        confirmed = st.checkbox("Yes, replace my last run", key=f"ft_confirm_{view.id}")
+    confirmed = confirm_replace(view, "ft", "with its model and metrics")
     st.button("Start fine-tuning", type="primary", icon=":material/play_arrow:", disabled=locked or not confirmed,
               key="ft_start", on_click=start_run, args=(lm, split, owner))
 

@@ -18,7 +18,7 @@ from bert_core import jobs
 from bert_core.model import Bert, BertConfig
 from bert_core.training import lr_at
 from ui import figures_training as figs
-from ui.run_view import run_header
+from ui.run_view import confirm_replace, run_header
 from ui.state import current_model
 from ui.text import md_escape
 
@@ -340,11 +340,7 @@ def setup_section(lm, job: jobs.Job | None, view: jobs.JobView | None, owner: st
     if other is not None and other is not job:
         st.caption(f"Another training is running on this server now ({md_escape(other.title)}, step "
                    f"{other.view().step} of {other.cfg.max_steps}); a new run waits until it ends.")
-    confirmed = True
-    if view is not None and not view.active and view.checkpoint is not None:
-        st.warning(f"Starting a new run deletes run {view.id} ({view.title}, {view.step} steps) and its checkpoint. "
-                   "Download it first if you want to keep it.", icon=":material/warning:")
-        confirmed = st.checkbox("Yes, replace my last run", key=f"pt_confirm_{view.id}")
+    confirmed = confirm_replace(view, "pt", "and its checkpoint")
     st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=locked or not confirmed,
               key="pt_start", on_click=start_run, args=(lm, owner))
     if "pt_error" in st.session_state:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,20 @@ def open_page(page: str, model: str | None = None, **state) -> AppTest:
     at.switch_page(page)
     at.run()
     return at
+
+
+def chart(at: AppTest, title: str) -> dict:
+    """The plotly figure spec on the page with this title."""
+    specs = charts(at)
+    for spec in specs:
+        if (spec["layout"].get("title") or {}).get("text") == title:
+            return spec
+    raise AssertionError(f"no chart titled {title!r}: {[(c['layout'].get('title') or {}).get('text') for c in specs]}")
+
+
+def wait_for(cond, timeout: float) -> None:
+    """Poll ``cond`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 import time
 
@@ -9,7 +11,9 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from apptest_support import charts, errors, open_page
+import apptest_support
+
+from apptest_support import chart, errors, open_page
 from apptest_support import plotly_array as arr
 from bert_core import finetune as ft
 from bert_core import jobs, load_model
@@ -26,13 +30,6 @@ def toy_tweets(monkeypatch, tmp_path):
         j.cancel()
         assert j.join(30)
     st.cache_data.clear()
-
-
-def chart(at, title: str) -> dict:
-    for spec in charts(at):
-        if (spec["layout"].get("title") or {}).get("text") == title:
-            return spec
-    raise AssertionError(f"no chart titled {title!r}: {[(c['layout'].get('title') or {}).get('text') for c in charts(at)]}")
 
 
 def open_lab(folder):
@@ -61,11 +58,7 @@ def finish(job, timeout: float = 300.0) -> bool:
     return True
 
 
-def wait_for(cond, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+wait_for = functools.partial(apptest_support.wait_for, timeout=90.0)
 
 
 def test_data_view_shows_the_class_balance_and_the_schedule(tiny_dir):

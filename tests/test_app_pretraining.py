@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import time
+import functools
+
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_support import open_page
+import apptest_support
+from apptest_support import chart, open_page
 from apptest_support import plotly_array as arr
 from bert_core import jobs
 from bert_core.training import TrainConfig, lr_at
@@ -34,14 +35,6 @@ def open_lab(folder) -> AppTest:
     return at
 
 
-def chart(at, title: str) -> dict:
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        if (spec["layout"].get("title") or {}).get("text") == title:
-            return spec
-    raise AssertionError(f"no chart titled {title!r}")
-
-
 def configure(at, steps: int, lr: float = 3e-3) -> None:
     at.select_slider(key="pt_steps").set_value(steps)
     at.select_slider(key="pt_batch").set_value(4)
@@ -50,11 +43,7 @@ def configure(at, steps: int, lr: float = 3e-3) -> None:
     at.run()
 
 
-def wait_for(cond, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+wait_for = functools.partial(apptest_support.wait_for, timeout=60.0)
 
 
 def test_lr_schedule_is_plotted_before_starting(tiny_dir):

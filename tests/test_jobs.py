@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import time
 
 import numpy as np
 import pytest
 import torch
 
+import apptest_support
 from bert_core import jobs, load_model
 from bert_core.training import TrainConfig
 
@@ -39,11 +42,7 @@ def submit(lm, s: jobs.LabSettings, **kw) -> jobs.Job:
     return jobs.RUNNER.submit(jobs.lab_job(lm, s, corpus=CORPUS, probe_sentences=PROBES, **kw))
 
 
-def wait_for(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+wait_for = functools.partial(apptest_support.wait_for, timeout=30.0)
 
 
 def test_a_job_trains_a_copy_records_progress_and_saves(lm):

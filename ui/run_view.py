@@ -36,3 +36,12 @@ def run_header(prefix: str) -> tuple[jobs.Job, jobs.JobView] | None:
         c2.button("Cancel", key=f"{prefix}_cancel", on_click=job.cancel, icon=":material/stop_circle:",
                   width="stretch")
     return job, v
+
+
+def confirm_replace(view: jobs.JobView | None, prefix: str, what: str) -> bool:
+    """True when a new run may start; after a finished run with a saved model, only once the user ticks the box."""
+    if view is None or view.active or view.checkpoint is None:
+        return True
+    st.warning(f"Starting a new run deletes run {view.id} ({md_escape(view.title)}, {view.step} steps) {what}. "
+               "Download what you want to keep first.", icon=":material/warning:")
+    return st.checkbox("Yes, replace my last run", key=f"{prefix}_confirm_{view.id}")
