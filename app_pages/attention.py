@@ -6,7 +6,7 @@ import streamlit as st
 
 from bert_core import InputError
 from bert_core.stats import STATISTICS, head_statistics, segment_crossing
-from ui import figures
+from ui import figures_attention as figures
 from ui.text import md_escape
 from ui.bertviz_embed import bertviz_html, bertviz_size
 from ui.state import current_model, inspect_text

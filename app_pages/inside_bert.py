@@ -8,7 +8,7 @@ import streamlit as st
 
 from bert_core import InputError
 from bert_core.walkthrough import walk_through
-from ui import figures
+from ui import figures_attention as figures
 from ui.text import md_escape
 from ui.state import current_model, inspect_text, model_key
 

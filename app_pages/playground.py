@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bert_core import BUNDLED, InputError, MissingHeadError, mlm
+from bert_core import BUNDLED, InputError, MissingHeadError, game, lens, mlm
 from ui import figures_mlm as figs
 from ui.state import current_model
 from ui.text import md_escape
@@ -175,8 +175,8 @@ def logit_lens_view(lm, mi: mlm.MaskedInput) -> None:
             mlm.word_pieces(lm, guess)
         except InputError as e:
             st.warning(md(e))
-    lens = mlm.logit_lens(lm, mi, i, track)
-    st.plotly_chart(figs.logit_lens_figure(lens.layers, lens.tracked, lens.top_tokens, lens.top_probs),
+    ll = lens.logit_lens(lm, mi, i, track)
+    st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs),
                     key="pg_lens_chart")
 
 
@@ -199,7 +199,7 @@ def ablation_view(lm, mi: mlm.MaskedInput) -> None:
         hm[n - 1] = 0
     for l, h in heads:
         hm[l - 1, h - 1] = 0
-    ab = mlm.ablate(lm, mi, hm, i)
+    ab = lens.ablate(lm, mi, hm, i)
     if hm.all():
         st.caption("Nothing knocked out yet: pick layers or heads above.")
     else:
@@ -224,11 +224,11 @@ def ablation_view(lm, mi: mlm.MaskedInput) -> None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _head_ranking(_lm, _mi: mlm.MaskedInput, model_key: tuple, ids: tuple, groups: tuple,
-                  mask: int) -> mlm.HeadImportance:
-    return mlm.head_importance(_lm, _mi, mask)
+                  mask: int) -> lens.HeadImportance:
+    return lens.head_importance(_lm, _mi, mask)
 
 
-def head_ranking(lm, mi: mlm.MaskedInput, mask: int) -> mlm.HeadImportance:
+def head_ranking(lm, mi: mlm.MaskedInput, mask: int) -> lens.HeadImportance:
     """One batched pass per layer; cached per model and input so other widgets don't recompute it."""
     key = (lm.name, str(lm.device), str(lm.dtype))
     return _head_ranking(lm, mi, key, tuple(mi.encoded.input_ids.tolist()), mi.groups, mask)
@@ -257,7 +257,7 @@ def start_game(sources: list[str], label: str, shuffle: bool) -> None:
     order = list(range(len(sources)))
     if shuffle:
         random.Random().shuffle(order)  # own generator: other modules may seed the global one
-        order = order[:mlm.GAME_ROUNDS]
+        order = order[:game.GAME_ROUNDS]
     st.session_state.update(pg_game_set=list(sources), pg_game_order=order, pg_game_round=0, pg_game_score=0,
                             pg_game_history=[], pg_game_result=None, pg_game_label=label, pg_game_msg=None)
 
@@ -269,7 +269,7 @@ def load_shared_set() -> None:
         return
     st.session_state["pg_game_code"] = code
     try:
-        items, problems = mlm.parse_sentence_set("\n".join(mlm.decode_set(code)))
+        items, problems = game.parse_sentence_set("\n".join(game.decode_set(code)))
     except InputError as e:
         st.error(str(e))
         return
@@ -279,10 +279,10 @@ def load_shared_set() -> None:
     start_game([it.source for it in items], f"a shared set of {len(items)} sentences", shuffle=False)
 
 
-def submit_guess(lm, item: mlm.GameItem) -> None:
+def submit_guess(lm, item: game.GameItem) -> None:
     guess = st.session_state.get("pg_game_guess", "")
     try:
-        res = mlm.score_guess(lm, item, guess)
+        res = game.score_guess(lm, item, guess)
     except InputError as e:
         st.session_state["pg_game_msg"] = str(e)
         return
@@ -306,14 +306,14 @@ def teacher_panel(lm) -> None:
         st.markdown("One sentence per line; put **{braces}** around the word to hide, e.g. "
                     "`The {cat} sat on the mat.` (without braces the last word of 3+ letters is hidden). "
                     "Everyone who opens the link plays the same sentences in the same order.")
-        st.session_state.setdefault("pg_game_own", "\n".join(mlm.BUILTIN_SENTENCES[:5]))
+        st.session_state.setdefault("pg_game_own", "\n".join(game.BUILTIN_SENTENCES[:5]))
         own = st.text_area("Your sentences", key="pg_game_own", height=150)
-        items, problems = mlm.parse_sentence_set(own)
+        items, problems = game.parse_sentence_set(own)
         for p in problems[:5]:
             st.warning(md(p))
         if not items:
             return
-        code = mlm.encode_set([it.source for it in items])
+        code = game.encode_set([it.source for it in items])
         if st.button(f"Play these {len(items)} sentences", key="pg_game_play_own", icon=":material/play_arrow:"):
             st.session_state["pg_game_code"] = code
             st.query_params["game"] = code
@@ -335,7 +335,7 @@ def game_tab(lm) -> None:
                 "top 10 scores 50, top 50 scores 25, top 200 scores 10, plus 20 if you also found the original word.")
     load_shared_set()
     if "pg_game_set" not in st.session_state:
-        start_game(list(mlm.BUILTIN_SENTENCES), "the built-in sentences", shuffle=True)
+        start_game(list(game.BUILTIN_SENTENCES), "the built-in sentences", shuffle=True)
     ss = st.session_state
     n, r = len(ss["pg_game_order"]), ss["pg_game_round"]
     c1, c2, c3 = st.columns([1, 1, 2])
@@ -343,7 +343,7 @@ def game_tab(lm) -> None:
     c2.metric("Score", ss["pg_game_score"])
     c3.caption(f"Playing {ss['pg_game_label']}.")
     if r >= n:
-        st.success(f"Game over! You scored **{ss['pg_game_score']}** of {n * (100 + mlm.ANSWER_BONUS)} points.")
+        st.success(f"Game over! You scored **{ss['pg_game_score']}** of {n * (100 + game.ANSWER_BONUS)} points.")
         if ss["pg_game_history"]:
             st.dataframe(pd.DataFrame(ss["pg_game_history"]), hide_index=True)
         if st.button("Play again", key="pg_game_again", type="primary", icon=":material/replay:"):
@@ -352,12 +352,12 @@ def game_tab(lm) -> None:
         teacher_panel(lm)
         return
     try:
-        item = mlm.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][r]])
+        item = game.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][r]])
     except InputError as e:
         st.error(md(e))
         return
     st.markdown("#### " + masked_markdown(item.masked))
-    res: mlm.GuessResult | None = ss["pg_game_result"]
+    res: game.GuessResult | None = ss["pg_game_result"]
     if res is None:
         with st.form("pg_game_form", clear_on_submit=True, border=False):
             c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -395,8 +395,8 @@ def game_tab(lm) -> None:
         with st.expander("Layer by layer: when did BERT settle on its answer?", icon=":material/stacked_line_chart:"):
             st.caption("The logit lens reads BERT's guess off every layer (see *Explore a sentence*). Lines: BERT's "
                        "final answer, your guess and the original word (first piece for words of several pieces).")
-            lens = mlm.logit_lens(lm, mlm.prepare(lm, item.masked), 0, [g.word, a.word])
-            st.plotly_chart(figs.logit_lens_figure(lens.layers, lens.tracked, lens.top_tokens, lens.top_probs),
+            ll = lens.logit_lens(lm, mlm.prepare(lm, item.masked), 0, [g.word, a.word])
+            st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs),
                             key="pg_game_lens")
         last = r + 1 >= n
         side.button("See the final score" if last else "Next round", key="pg_game_next", type="primary",

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from bert_core import jobs
+from bert_core import jobs, pretraining, stats
 from bert_core.model import Bert, BertConfig
 from bert_core.training import lr_at
 from ui import figures_training as figs
@@ -63,21 +63,21 @@ DEFAULTS = {"pt_mode": CONTINUE, "pt_size": "tiny", "pt_steps": 200, "pt_batch":
             "pt_corpus": 5000}
 
 
-def settings_from_state(lm) -> jobs.LabSettings:
+def settings_from_state(lm) -> pretraining.LabSettings:
     """The lab settings from the widgets' session state (also read by the Start callback, at click time)."""
     g = lambda k: st.session_state.get(k, DEFAULTS.get(k))  # noqa: E731
     mode = g("pt_mode")
     c = lm.config
     layers, hidden, heads = (SIZES[g("pt_size") or "tiny"] if mode == SCRATCH
                              else (c.num_hidden_layers, c.hidden_size, c.num_attention_heads))
-    return jobs.LabSettings(mode=mode, steps=g("pt_steps"), batch_size=g("pt_batch"),
+    return pretraining.LabSettings(mode=mode, steps=g("pt_steps"), batch_size=g("pt_batch"),
                             lr=st.session_state.get("pt_lr", DEFAULT_LR[mode]), warmup_ratio=g("pt_warmup"),
                             schedule=g("pt_schedule"), mlm_prob=g("pt_prob"), whole_word=g("pt_wwm"), nsp=g("pt_nsp"),
                             mixed_precision="bf16" if g("pt_bf16") else "no", seq_len=g("pt_seq"),
                             n_texts=g("pt_corpus"), scratch_layers=layers, scratch_hidden=hidden, scratch_heads=heads)
 
 
-def settings_form(lm, locked: bool) -> tuple[jobs.LabSettings, dict]:
+def settings_form(lm, locked: bool) -> tuple[pretraining.LabSettings, dict]:
     """The knobs; returns the settings and facts (parameter count, vocab) for the explanations."""
     for k, v in DEFAULTS.items():
         st.session_state.setdefault(k, v)
@@ -135,7 +135,7 @@ def settings_form(lm, locked: bool) -> tuple[jobs.LabSettings, dict]:
     return s, {"params": params, "vocab": vocab}
 
 
-def schedule_view(s: jobs.LabSettings) -> None:
+def schedule_view(s: pretraining.LabSettings) -> None:
     cfg = s.train_config()
     steps = np.arange(cfg.max_steps)
     lrs = [lr_at(int(i), cfg) for i in steps]
@@ -152,7 +152,7 @@ def schedule_view(s: jobs.LabSettings) -> None:
         "weights settle into a minimum instead of bouncing around it.")
 
 
-def explanations(s: jobs.LabSettings, facts: dict) -> None:
+def explanations(s: pretraining.LabSettings, facts: dict) -> None:
     tokens = s.batch_size * s.seq_len
     masked = s.mlm_prob * tokens * 0.9  # [CLS]/[SEP]/padding are never masked
     chance = math.log(facts["vocab"])
@@ -276,7 +276,7 @@ def attention_view(v: jobs.JobView) -> None:
     st.plotly_chart(figs.attention_snapshots([s.attentions[layer, head] for s in chosen], v.probe_tokens,
                                              [s.step for s in chosen],
                                              f"Layer {layer + 1}, head {head + 1} over training"), key="pt_att_chart")
-    ent = np.stack([jobs.head_entropy(s.attentions) for s in snaps])
+    ent = np.stack([stats.head_entropy(s.attentions) for s in snaps])
     st.plotly_chart(figs.entropy_heatmap([s.step for s in snaps], ent, "Attention entropy of every head",
                                          max_bits=float(np.log2(len(v.probe_tokens)))),
                     key="pt_entropy_chart")
@@ -321,7 +321,7 @@ def start_run(lm, owner: str) -> None:
     """Button callback: runs before the page script (so the page already draws the run as started) and reads the
     settings from the widgets' state at click time."""
     try:
-        new = jobs.lab_job(lm, settings_from_state(lm), owner=owner)
+        new = pretraining.lab_job(lm, settings_from_state(lm), owner=owner)
     except FileNotFoundError as e:  # the Debian corpus packages are missing
         st.session_state["pt_error"] = str(e)
         return

@@ -8,9 +8,9 @@
 No Streamlit here: the package is used by the app, the CLI scripts and the tests alike.
 """
 
-from .loaded import Encoded, InputError, Inspection, LoadedModel, MissingHeadError, load_model, normalize_masks
-from .loading import BUNDLED, ModelLoadError
-from .model import Bert, BertConfig, BertOutputs, scaled_dot_product_attention
+from .loaded import Encoded, InputError, Inspection, LoadedModel, MissingHeadError, normalize_masks
+from .loading import BUNDLED, ModelLoadError, load_model
+from .model import Bert, BertConfig, EncoderResult, scaled_dot_product_attention
 
-__all__ = ["BUNDLED", "Bert", "BertConfig", "BertOutputs", "Encoded", "InputError", "Inspection", "LoadedModel",
+__all__ = ["BUNDLED", "Bert", "BertConfig", "EncoderResult", "Encoded", "InputError", "Inspection", "LoadedModel",
            "MissingHeadError", "ModelLoadError", "load_model", "normalize_masks", "scaled_dot_product_attention"]

@@ -21,7 +21,7 @@ import time
 import torch
 
 from . import loading
-from .loaded import load_model
+from .loading import load_model
 
 GOALS = {"attn": 0.9, "sdpa": 1.0}  # ours ÷ HF must not exceed these
 

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from . import jobs, training
-from .model import Bert
+from .model import Bert, init_weights
 from .training import ClassificationObjective, TrainConfig
 
 MAX_ROWS = 200_000  # rows read from a CSV
@@ -184,7 +184,7 @@ def classifier_model(base: Bert, names: Sequence[str], mode: str = FULL, seed: i
                   extra={**cfg.extra, "id2label": {str(i): n for i, n in enumerate(names)},
                          "label2id": {n: i for i, n in enumerate(names)}})
     torch.manual_seed(seed)
-    model = jobs.init_weights(Bert(cfg, mlm_head=False, nsp_head=False, classifier=True, pooler=True))
+    model = init_weights(Bert(cfg, mlm_head=False, nsp_head=False, classifier=True, pooler=True))
     encoder = {k: v for k, v in base.state_dict().items() if k.startswith("bert.")}
     missing, unexpected = model.load_state_dict(encoder, strict=False)
     assert not unexpected, unexpected
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="save the fine-tuned model here (a Hugging Face folder)")
     args = ap.parse_args(argv)
 
-    from .loaded import load_model
+    from .loading import load_model
     from .loading import load_tokenizer
 
     if args.csv:

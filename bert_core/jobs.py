@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from . import training
-from .model import Bert, BertConfig
+from .loaded import top_k_at
+from .model import Bert
 from .training import StepEvent, TrainConfig
 
 HEARTBEAT_TIMEOUT_S = 30.0  # a job nobody has polled for this long cancels itself
@@ -316,10 +317,9 @@ class _ProbeRunner:
         preds = []
         if m.has_mlm_head:
             for s, ids, tt, pos in self.cloze:
-                h = m.encode(ids.to(device), tt.to(device)).last_hidden_state[0, pos]
-                top = m.mlm_logits(h).float().softmax(-1).topk(self.probes.top_k)
-                preds.append(ProbePrediction(s, tuple(self.tok.convert_ids_to_tokens(top.indices.tolist())),
-                                             tuple(float(p) for p in top.values)))
+                top = top_k_at(m, ids.to(device), [pos], self.probes.top_k, token_type_ids=tt.to(device))
+                (pairs,) = top.pairs(self.tok)
+                preds.append(ProbePrediction(s, tuple(t for t, _ in pairs), tuple(p for _, p in pairs)))
         out = m.encode(self.att_ids.to(device), self.att_tt.to(device), output_attentions=True)
         att = np.stack([a[0].float().cpu().numpy() for a in out.attentions])  # (L, H, T, T)
         m.train(was_training)
@@ -379,143 +379,3 @@ def zip_folder(folder: Path) -> bytes:
             if f.is_file():
                 z.write(f, f"{folder.parent.name}/{f.relative_to(folder)}")
     return buf.getvalue()
-
-
-# --- models for the pretraining lab ----------------------------------------------------------------------------
-
-def init_weights(model: Bert, std: float = 0.02, only: Sequence[torch.nn.Module] | None = None) -> Bert:
-    """BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm 1/0."""
-    for root in (only or [model]):
-        for mod in root.modules():
-            if isinstance(mod, torch.nn.Linear):
-                torch.nn.init.normal_(mod.weight, std=std)
-                if mod.bias is not None:
-                    torch.nn.init.zeros_(mod.bias)
-            elif isinstance(mod, torch.nn.Embedding):
-                torch.nn.init.normal_(mod.weight, std=std)
-            elif isinstance(mod, torch.nn.LayerNorm):
-                torch.nn.init.ones_(mod.weight)
-                torch.nn.init.zeros_(mod.bias)
-    if only is None or any(m is model.cls for m in only):
-        if model.cls.predictions is not None:
-            torch.nn.init.zeros_(model.cls.predictions.bias)
-    return model
-
-
-def with_heads(model: Bert, mlm: bool = True, nsp: bool = False, seed: int = 0) -> Bert:
-    """``model`` with fresh (BERT-initialised) MLM/NSP heads added where it lacks them; same weights otherwise."""
-    need_mlm, need_nsp = mlm and not model.has_mlm_head, nsp and not model.has_nsp_head
-    if not (need_mlm or need_nsp):
-        return model
-    torch.manual_seed(seed)
-    new = Bert(model.config, mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
-               classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
-    init_weights(new)
-    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
-    assert not unexpected, unexpected
-    assert all(k.startswith(("cls.", "bert.pooler.")) for k in missing), missing
-    return new.to(next(model.parameters()).device).train()
-
-
-def tiny_bert(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_len: int = 512,
-              nsp: bool = False, seed: int = 0) -> Bert:
-    """A fresh, randomly initialised small BERT (intermediate = 4 × hidden) with an MLM head."""
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=4 * hidden, max_position_embeddings=max_len)
-    return init_weights(Bert(cfg, mlm_head=True, nsp_head=nsp, pooler=nsp)).train()
-
-
-def vocab_size(tokenizer) -> int:
-    """Rows the embedding table needs: one past the largest token id (vocab.txt may repeat a token)."""
-    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
-
-
-def head_entropy(attentions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Mean entropy (bits) of each head's attention rows: (L, H, T, T) -> (L, H). Low = focused, high = spread."""
-    a = np.clip(attentions.astype(np.float64), eps, 1.0)
-    return -(a * np.log2(a)).sum(-1).mean(-1)
-
-
-@dataclass
-class LabCorpus:
-    train: list[str] = field(default_factory=list)
-    heldout: list[str] = field(default_factory=list)
-    note: str = ""
-
-
-_corpus_lock = threading.Lock()
-_corpus_cache: dict[int, LabCorpus] = {}
-
-
-def lab_corpus(n_train: int, n_heldout: int = 128) -> LabCorpus:
-    """A fixed random sample of the WordNet + fortunes corpus (same texts every time). Raises FileNotFoundError."""
-    from .corpus import load_corpus
-
-    with _corpus_lock:
-        if n_train not in _corpus_cache:
-            train, held = load_corpus()
-            rng = np.random.default_rng(0)
-            pick = sorted(rng.choice(len(train), size=min(n_train, len(train)), replace=False).tolist())
-            _corpus_cache[n_train] = LabCorpus(
-                train=[train[i] for i in pick], heldout=held[:n_heldout],
-                note=f"{min(n_train, len(train)):,} of {len(train):,} training texts, {min(n_heldout, len(held))} "
-                     "held-out texts (WordNet glosses and examples + fortunes)")
-        return _corpus_cache[n_train]
-
-
-# --- the pretraining lab's job ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LabSettings:
-    """Everything the pretraining lab lets a student choose."""
-
-    mode: str = "continue"  # continue: the picked model (MLM head added if missing) | scratch: a fresh tiny BERT
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4
-    warmup_ratio: float = 0.1
-    schedule: str = "linear"
-    mlm_prob: float = 0.15
-    whole_word: bool = False
-    nsp: bool = False
-    mixed_precision: str = "no"  # no | bf16
-    seq_len: int = 64
-    n_texts: int = 5000
-    scratch_layers: int = 2
-    scratch_hidden: int = 128
-    scratch_heads: int = 2
-    seed: int = 0
-
-    def train_config(self, device: str = "auto") -> TrainConfig:
-        every = max(1, self.steps // 20)
-        return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           warmup_ratio=self.warmup_ratio, schedule=self.schedule,
-                           mixed_precision=self.mixed_precision, seed=self.seed, eval_every=every, device=device)
-
-
-def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None,
-            probe_sentences: Sequence[str] | None = None, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> Job:
-    """A pretraining-lab job on a private copy of ``lm.model`` (or a fresh tiny BERT) with ``lm``'s tokenizer."""
-    from .corpus import PROBE_SENTENCES
-    from .loading import load_tokenizer
-
-    corpus = corpus or lab_corpus(s.n_texts)
-    device = str(lm.device)
-
-    def build():
-        tok = load_tokenizer(lm.folder)  # its own tokenizer: a fast tokenizer is not safe to share across threads
-        if s.mode == "scratch":
-            model = tiny_bert(vocab_size(tok), s.scratch_layers, s.scratch_hidden, s.scratch_heads, nsp=s.nsp,
-                              seed=s.seed)
-        else:
-            model = with_heads(lm.copy_for_training(device), mlm=True, nsp=s.nsp, seed=s.seed)
-        objective = training.MLMObjective(tok, corpus.train, corpus.heldout, seq_len=s.seq_len, mlm_prob=s.mlm_prob,
-                                          whole_word=s.whole_word, nsp=s.nsp, eval_size=len(corpus.heldout))
-        return model, objective, tok
-
-    what = "a tiny BERT from scratch" if s.mode == "scratch" else f"{lm.name} (continued)"
-    cfg = s.train_config(device)
-    probes = Probes(list(probe_sentences or PROBE_SENTENCES), every=cfg.eval_every)
-    extra = {"bert_lab_run": {"settings": {k: getattr(s, k) for k in s.__dataclass_fields__}, "base": lm.name}}
-    return Job(what, cfg, build, probes=probes, owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra)

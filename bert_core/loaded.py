@@ -1,4 +1,4 @@
-"""``load_model`` and ``LoadedModel``: a checkpoint with its tokenizer, and what the app asks of it."""
+"""``LoadedModel``: a checkpoint with its tokenizer, and what the app asks of it (``loading.load_model`` makes one)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,71 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import loading
 from .model import Bert, BertConfig
 
 MAX_TOKENS = 512
-_MASK_ANY_CASE = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
+MASK_PATTERN = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)  # [MASK], [mask], [ Mask ] …
 
 
 class InputError(ValueError):
     """Input a user typed that the model cannot take; the message is meant for the user."""
 
 
+class NoMaskError(InputError):
+    """The text has no [MASK] (a hint for the user rather than a failure)."""
+
+    def __init__(self, cut_at: int | None = None):
+        if cut_at is not None:
+            msg = (f"Your [MASK] comes after token {cut_at}: BERT reads only the first {cut_at} tokens. "
+                   "Move it earlier or shorten the text.")
+        else:
+            msg = "There is no [MASK] in the text yet. Write [MASK] where BERT should guess a word, e.g. " \
+                  "'Paris is the capital of [MASK].'"
+        super().__init__(msg)
+
+
 class MissingHeadError(RuntimeError):
     """The checkpoint lacks the head (MLM or NSP) that a call needs."""
+
+
+@dataclass(frozen=True)
+class TopK:
+    """BERT's guesses at some token positions: the logits, and the k most likely tokens with their probabilities."""
+
+    logits: torch.Tensor  # (N, V) float32, on the model's device
+    values: torch.Tensor  # (N, k) probabilities, most likely first
+    indices: torch.Tensor  # (N, k) token ids
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """(N, V) softmax over the vocabulary."""
+        return self.logits.softmax(-1)
+
+    def pairs(self, tokenizer) -> list[list[tuple[str, float]]]:
+        """[(token, probability), …] for each position, most likely first."""
+        return [list(zip(tokenizer.convert_ids_to_tokens(ix.tolist()), ps.tolist()))
+                for ps, ix in zip(self.values.cpu(), self.indices.cpu())]
+
+
+@torch.inference_mode()
+def top_k_at(model: Bert, ids: torch.Tensor, positions, k: int = 5, token_type_ids: torch.Tensor | None = None,
+             attention_mask: torch.Tensor | None = None, head_mask=None) -> TopK:
+    """The one place that reads BERT's guesses: top-k at ``positions`` of ``ids`` (B, T).
+
+    ``positions``: token positions in row 0 (a list or 1-D array), or a (rows, cols) pair for a batch.
+    """
+    device = ids.device
+    if isinstance(positions, tuple) and len(positions) == 2:
+        rows, cols = (torch.as_tensor(np.asarray(x), device=device, dtype=torch.long) for x in positions)
+    else:
+        cols = torch.as_tensor(np.asarray(positions), device=device, dtype=torch.long).reshape(-1)
+        rows = torch.zeros_like(cols)
+    hm = None if head_mask is None else torch.as_tensor(np.asarray(head_mask), device=device,
+                                                       dtype=next(model.parameters()).dtype)
+    h = model.encode(ids, token_type_ids, attention_mask, head_mask=hm).last_hidden_state[rows, cols]
+    logits = model.mlm_logits(h).float()
+    top = logits.softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
+    return TopK(logits=logits, values=top.values, indices=top.indices)
 
 
 @dataclass(frozen=True)
@@ -66,7 +118,7 @@ class Inspection:
 
 def normalize_masks(text: str, mask_token: str = "[MASK]") -> str:
     """Accept [mask], [Mask], [ MASK ] … as the mask token."""
-    return _MASK_ANY_CASE.sub(mask_token, text)
+    return MASK_PATTERN.sub(mask_token, text)
 
 
 class LoadedModel:
@@ -124,10 +176,12 @@ class LoadedModel:
         m = copy.deepcopy(self.model).float().train()
         for p in m.parameters():
             p.requires_grad_(True)
-        return m.to(loading.pick_device(device) if device is not None else self.device)
+        from .loading import pick_device  # loading imports this module
+
+        return m.to(pick_device(device) if device is not None else self.device)
 
     # --- tokenising ----------------------------------------------------------------------------------
-    def encode(self, text: str, text_pair: str | None = None, max_tokens: int | None = None) -> Encoded:
+    def tokenize(self, text: str, text_pair: str | None = None, max_tokens: int | None = None) -> Encoded:
         """Wordpieces with [CLS]/[SEP] and segment ids; longer input is cut to ``max_tokens`` (512)."""
         if text is None or not str(text).strip():
             raise InputError("Please type some text first (the input is empty).")
@@ -167,7 +221,7 @@ class LoadedModel:
     def inspect(self, text: str, text_pair: str | None = None, head_mask: np.ndarray | torch.Tensor | None = None,
                 with_qkv: bool = False, with_mlm: bool = True) -> Inspection:
         """One forward pass with every attention map and hidden state (and Q/K/V on request)."""
-        enc = self.encode(text, text_pair)
+        enc = self.tokenize(text, text_pair)
         ids, tt = self.tensors(enc)
         hm = None if head_mask is None else torch.as_tensor(head_mask, device=self.device, dtype=self.dtype)
         out = self.model(ids, tt, head_mask=hm, output_attentions=True, output_hidden_states=True,
@@ -190,7 +244,7 @@ class LoadedModel:
         if not self.has_classifier:
             raise MissingHeadError(f"'{self.name}' has no sequence-classification head; fine-tune one in the "
                                    "fine-tuning lab first.")
-        ids, tt = self.tensors(self.encode(text, text_pair))
+        ids, tt = self.tensors(self.tokenize(text, text_pair))
         probs = self.model.classifier(self.model.encode(ids, tt).pooled)[0].float().softmax(-1).cpu().tolist()
         return sorted(zip(self.label_names, probs), key=lambda x: -x[1])
 
@@ -200,42 +254,26 @@ class LoadedModel:
                 f"'{self.name}' has no masked-language-model head, so it cannot fill in [MASK]. "
                 "Use the bundled model (with its MLM adaptation) or a hub model such as bert-base-uncased.")
 
-    @torch.inference_mode()
+    def find_masks(self, text: str) -> tuple[Encoded, np.ndarray]:
+        """Tokenise ``text`` (any casing of [MASK]) and find its [MASK] positions; NoMaskError when none survive."""
+        text = normalize_masks(str(text or ""), self.mask_token)
+        enc = self.tokenize(text)
+        positions = np.flatnonzero(enc.input_ids == self.tokenizer.mask_token_id)
+        if len(positions) == 0:
+            raise NoMaskError(self.max_tokens if MASK_PATTERN.search(text) else None)
+        return enc, positions
+
     def mask_probs(self, text: str, head_mask=None) -> tuple[Encoded, torch.Tensor]:
         """Softmax over the vocabulary at every [MASK]: (Encoded, probs (M, V) float32 on CPU)."""
         self.require_mlm()
-        enc = self.encode(text)
-        positions = np.flatnonzero(enc.input_ids == self.tokenizer.mask_token_id)
-        if len(positions) == 0:
-            hint = " (it was cut off: only the first 512 tokens are read)" if _MASK_ANY_CASE.search(text) else ""
-            raise InputError(f"There is no [MASK] in the text{hint}. Put [MASK] where BERT should guess a word, "
-                             "e.g. 'Paris is the capital of [MASK].'")
+        enc, positions = self.find_masks(text)
         ids, tt = self.tensors(enc)
-        hm = None if head_mask is None else torch.as_tensor(head_mask, device=self.device, dtype=self.dtype)
-        h = self.model.encode(ids, tt, head_mask=hm).last_hidden_state[0, torch.as_tensor(positions)]
-        return enc, self.model.mlm_logits(h).float().softmax(-1).cpu()
+        return enc, top_k_at(self.model, ids, positions, 1, token_type_ids=tt, head_mask=head_mask).probs.cpu()
 
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-k (token, probability) for each [MASK], each mask predicted independently."""
-        _, probs = self.mask_probs(text)
-        top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
-        return [[(self.tokenizer.convert_ids_to_tokens(int(i)), float(p)) for p, i in zip(ps, ids)]
-                for ps, ids in zip(top.values, top.indices)]
-
-
-def load_model(name: str = loading.BUNDLED, device: str | torch.device | None = None,
-               dtype: str | torch.dtype | None = None) -> LoadedModel:
-    """Load 'bundled', a hub id (e.g. 'bert-base-uncased') or a local HF folder; raises ModelLoadError."""
-    folder, kind = loading.resolve(name)
-    cfg = loading.read_config(folder)
-    sd = loading.read_state_dict(folder)
-    card = None
-    if kind == "bundled":
-        sd, card = loading.bundled_state_dict(sd)
-    model = loading.build_from_state_dict(cfg, sd, str(folder), copy=False)  # sd was just read from disk
-    dev, dt = loading.pick_device(device), loading.pick_dtype(dtype)
-    model = model.to(device=dev, dtype=dt).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    tok = loading.load_tokenizer(folder)
-    return LoadedModel(model, tok, name=name, kind=kind, folder=folder, device=dev, dtype=dt, model_card=card)
+        self.require_mlm()
+        enc, positions = self.find_masks(text)
+        ids, tt = self.tensors(enc)
+        top = top_k_at(self.model, ids, positions, top_k, token_type_ids=tt)
+        return top.pairs(self.tokenizer)

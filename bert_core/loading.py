@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from .loaded import LoadedModel
 from .model import Bert, BertConfig
 
 BUNDLED = "bundled"
@@ -234,3 +235,26 @@ def load_tokenizer(folder: Path):
     if not tok.is_fast:
         raise ModelLoadError(f"The tokenizer in '{folder}' has no fast version.")
     return tok
+
+
+def vocab_size(tokenizer) -> int:
+    """Rows the embedding table needs: one past the largest token id (vocab.txt may repeat a token)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+
+def load_model(name: str = BUNDLED, device: str | torch.device | None = None,
+               dtype: str | torch.dtype | None = None) -> LoadedModel:
+    """Load 'bundled', a hub id (e.g. 'bert-base-uncased') or a local HF folder; raises ModelLoadError."""
+    folder, kind = resolve(name)
+    cfg = read_config(folder)
+    sd = read_state_dict(folder)
+    card = None
+    if kind == "bundled":
+        sd, card = bundled_state_dict(sd)
+    model = build_from_state_dict(cfg, sd, str(folder), copy=False)  # sd was just read from disk
+    dev, dt = pick_device(device), pick_dtype(dtype)
+    model = model.to(device=dev, dtype=dt).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    tok = load_tokenizer(folder)
+    return LoadedModel(model, tok, name=name, kind=kind, folder=folder, device=dev, dtype=dt, model_card=card)

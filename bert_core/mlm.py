@@ -1,36 +1,24 @@
-"""Masked-word prediction: what BERT writes in place of [MASK], how sure it is, and which layers and heads decide.
+"""Masked-word prediction: what BERT writes in place of [MASK], and how sure it is.
 
     mi = prepare(lm, "Paris is the capital of [MASK].")       # or mask_words(lm, "The cat sat.", [1])
     pred = predict(lm, mi)                                    # independent softmax at every [MASK]
     joint_fill(lm, mi).sentence                               # the sentence BERT would write, most confident first
     score_candidates(lm, mi, ["france", "spain"])             # chain-rule probability of whole words
-    logit_lens(lm, mi)                                        # the MLM head applied to every layer's hidden state
-    head_importance(lm, mi)                                   # knock out one head at a time (batched)
 
 Everything runs on a shared ``LoadedModel`` read-only (``lm.model`` is never modified) and returns numpy arrays.
-The guessing game (sentences, share links, points) lives at the end of this module.
+Which layers and heads decide lives in ``lens``; the guessing game in ``game``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
-import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .loaded import MAX_TOKENS, Encoded, InputError, LoadedModel, normalize_masks
-
-MASK_PATTERN = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
-
-
-class NoMaskError(InputError):
-    """The text has no [MASK] (a hint for the user rather than a failure)."""
-
+from .loaded import MASK_PATTERN, MAX_TOKENS, Encoded, InputError, LoadedModel, NoMaskError, normalize_masks, top_k_at
 
 # --- inputs ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -77,22 +65,15 @@ class MaskedInput:
 def prepare(lm: LoadedModel, text: str) -> MaskedInput:
     """Tokenise a sentence with typed [MASK]s (any casing). Raises NoMaskError when none survive the cut."""
     text = normalize_masks(str(text or ""), lm.mask_token)
-    enc = lm.encode(text)
+    enc, positions = lm.find_masks(text)
     n_typed = len(MASK_PATTERN.findall(text))
-    positions = np.flatnonzero(enc.input_ids == lm.tokenizer.mask_token_id)
-    if len(positions) == 0:
-        if n_typed:
-            raise NoMaskError(f"Your [MASK] comes after token {lm.max_tokens}: BERT reads only the first "
-                              f"{lm.max_tokens} tokens, so the text was cut before it. Move the [MASK] earlier.")
-        raise NoMaskError("There is no [MASK] in the sentence yet. Write [MASK] where BERT should guess a word "
-                          "(e.g. 'Paris is the capital of [MASK].'), or pick a word below to hide it.")
     return MaskedInput(encoded=enc, groups=tuple((int(p),) for p in positions), text=text, n_typed=n_typed)
 
 
 def words(lm: LoadedModel, text: str) -> list[Word]:
     """The words of ``text`` as BERT's tokenizer splits them (punctuation is its own word), without [MASK]s."""
     text = normalize_masks(str(text or ""), lm.mask_token)
-    enc = lm.encode(text)
+    enc = lm.tokenize(text)
     found: dict[int, list[int]] = {}
     for pos, w in enumerate(enc.word_ids):
         if w is not None and not enc.special[pos]:
@@ -109,7 +90,7 @@ def words(lm: LoadedModel, text: str) -> list[Word]:
 def mask_words(lm: LoadedModel, text: str, word_indices: list[int]) -> MaskedInput:
     """Whole-word masking: every wordpiece of each chosen word becomes [MASK]; typed [MASK]s stay masked."""
     text = normalize_masks(str(text or ""), lm.mask_token)
-    enc = lm.encode(text)
+    enc = lm.tokenize(text)
     by_index = {w.index: w for w in words(lm, text)}
     chosen = sorted({int(i) for i in word_indices if int(i) in by_index}, key=lambda i: by_index[i].start)
     if not chosen:
@@ -147,9 +128,7 @@ def _head_mask(lm: LoadedModel, head_mask) -> torch.Tensor | None:
 def _probs(lm: LoadedModel, ids: torch.Tensor, rows: list[int], cols: list[int], head_mask=None,
            attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax over the vocabulary at (row, col) token positions of a batch: (N, V) float32 on CPU."""
-    out = lm.model.encode(ids, attention_mask=attention_mask, head_mask=_head_mask(lm, head_mask))
-    h = out.last_hidden_state[torch.as_tensor(rows), torch.as_tensor(cols)]
-    return lm.model.mlm_logits(h).float().softmax(-1).cpu()
+    return top_k_at(lm.model, ids, (rows, cols), 1, attention_mask=attention_mask, head_mask=head_mask).probs.cpu()
 
 
 def token_strings(lm: LoadedModel, ids) -> list[str]:
@@ -260,7 +239,7 @@ def word_pieces(lm: LoadedModel, word: str) -> tuple[list[int], list[str]]:
         raise InputError("Type a word first (the guess is empty).")
     if MASK_PATTERN.search(word):
         raise InputError("Type a real word, not [MASK].")
-    enc = lm.encode(word)
+    enc = lm.tokenize(word)
     keep = [i for i in range(len(enc.tokens)) if not enc.special[i]]
     if len({enc.word_ids[i] for i in keep}) != 1:
         raise InputError(f"'{word}' is not a single word for BERT (its tokenizer splits it at spaces and punctuation). "
@@ -344,285 +323,4 @@ def score_candidates(lm: LoadedModel, mi: MaskedInput, candidates: list[str], gr
     return out
 
 
-# --- logit lens --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LogitLens:
-    """The MLM head applied to the hidden state at one [MASK] after every layer (0 = embeddings)."""
-
-    probs: np.ndarray  # (L+1, V) softmax at each layer
-    top_tokens: list[str]  # the most likely token at each layer
-    top_probs: np.ndarray  # (L+1,)
-    tracked: dict[str, tuple[np.ndarray, np.ndarray]]  # label -> (probability (L+1,), rank (L+1,), 1 = top)
-
-    @property
-    def layers(self) -> list[str]:
-        return ["emb"] + [str(i) for i in range(1, len(self.top_tokens))]
-
-
-def logit_lens(lm: LoadedModel, mi: MaskedInput, mask: int = 0, track: list[str] = (), head_mask=None) -> LogitLens:
-    """Read the prediction off every layer: the final top token's (and any tracked word's) probability and rank."""
-    lm.require_mlm()
-    pos = int(mi.positions[mask])
-    with torch.inference_mode():
-        out = lm.model.encode(_ids(lm, mi.encoded.input_ids), head_mask=_head_mask(lm, head_mask),
-                              output_hidden_states=True)
-        h = torch.stack([hs[0, pos] for hs in out.hidden_states])  # (L+1, D)
-        probs = lm.model.mlm_logits(h).float().softmax(-1).cpu()
-    top = probs.max(-1)
-    final_id = int(top.indices[-1])
-    tracked_ids = {f"BERT's answer '{token_strings(lm, [final_id])[0]}'": final_id}
-    for word in track:
-        try:
-            pids, ptoks = word_pieces(lm, word)
-        except InputError:
-            continue
-        label = f"'{word.strip()}'" if len(pids) == 1 else f"'{word.strip()}' (first piece '{ptoks[0]}')"
-        tracked_ids.setdefault(label, pids[0])
-    tracked = {}
-    for label, i in tracked_ids.items():
-        p = probs[:, i]
-        tracked[label] = (p.numpy(), ((probs > p[:, None]).sum(-1) + 1).numpy())
-    return LogitLens(probs=probs.numpy(), top_tokens=token_strings(lm, top.indices), top_probs=top.values.numpy(),
-                     tracked=tracked)
-
-
-# --- head ablation -------------------------------------------------------------------------------------------------
-def kl_divergence(p: np.ndarray | torch.Tensor, q: np.ndarray | torch.Tensor) -> np.ndarray:
-    """KL(p ‖ q) in nats over the last axis: how much the distribution moved from p to q."""
-    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
-    kl = (p * (torch.log(p.clamp_min(1e-30)) - torch.log(q.clamp_min(1e-30)))).sum(-1)
-    return kl.clamp_min(0.0).numpy()  # float32 rounding can give -1e-8 for identical distributions
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """The prediction at one [MASK] with and without some heads."""
-
-    before: np.ndarray  # (V,)
-    after: np.ndarray  # (V,)
-    target_id: int  # the token followed (the unablated top prediction unless asked otherwise)
-    target: str
-    kl: float  # KL(before ‖ after), nats
-
-    @property
-    def p_before(self) -> float:
-        return float(self.before[self.target_id])
-
-    @property
-    def p_after(self) -> float:
-        return float(self.after[self.target_id])
-
-
-def ablate(lm: LoadedModel, mi: MaskedInput, head_mask, mask: int = 0, target_id: int | None = None) -> Ablation:
-    """Knock out heads (head_mask (L, H): 1 = keep, 0 = off; a row of 0s = a whole layer's attention) and compare."""
-    lm.require_mlm()
-    pos = int(mi.positions[mask])
-    ids = _ids(lm, mi.encoded.input_ids)
-    before = _probs(lm, ids, [0], [pos])[0]
-    after = _probs(lm, ids, [0], [pos], head_mask)[0]
-    t = int(before.argmax()) if target_id is None else int(target_id)
-    return Ablation(before=before.numpy(), after=after.numpy(), target_id=t, target=token_strings(lm, [t])[0],
-                    kl=float(kl_divergence(before, after)))
-
-
-@dataclass(frozen=True)
-class HeadImportance:
-    """The prediction at one [MASK] with each head knocked out on its own."""
-
-    p_target: np.ndarray  # (L, H): probability of the target with that head off
-    kl: np.ndarray  # (L, H): KL(normal ‖ head off)
-    p_base: float
-    target_id: int
-    target: str
-
-    @property
-    def drop(self) -> np.ndarray:
-        """(L, H): how much the target's probability falls (negative: it rises) without that head."""
-        return self.p_base - self.p_target
-
-    def ranking(self, n: int = 10) -> list[tuple[int, int, float, float]]:
-        """The n heads whose removal hurts the target most: (layer, head, drop, KL), 0-based indices."""
-        order = np.argsort(-self.drop, axis=None)[:n]
-        H = self.drop.shape[1]
-        return [(int(k // H), int(k % H), float(self.drop.flat[k]), float(self.kl.flat[k])) for k in order]
-
-
-@torch.inference_mode()
-def _layer_with_heads(layer, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """One encoder layer where each batch row keeps its own heads: keep (B, H) of 1/0. Same maths as BertLayer."""
-    ctx, _, _ = layer.attention.self(h, None)  # (B, T, D), heads concatenated
-    B, T, D = ctx.shape
-    ctx = (ctx.view(B, T, keep.size(1), -1) * keep[:, None, :, None]).view(B, T, D)
-    a = layer.attention.output(ctx, h)
-    return layer.output(layer.intermediate(a), a)
-
-
-@torch.inference_mode()
-def head_importance(lm: LoadedModel, mi: MaskedInput, mask: int = 0, target_id: int | None = None) -> HeadImportance:
-    """Ablate every head on its own: per layer l, one batched pass of H rows that starts from layer l's input."""
-    lm.require_mlm()
-    pos = int(mi.positions[mask])
-    out = lm.model.encode(_ids(lm, mi.encoded.input_ids), output_hidden_states=True)
-    base = lm.model.mlm_logits(out.last_hidden_state[0, pos]).float().softmax(-1)
-    t = int(base.argmax()) if target_id is None else int(target_id)
-    layers = lm.model.bert.encoder.layer
-    L, H = len(layers), lm.config.num_attention_heads
-    p_target, kl = np.zeros((L, H)), np.zeros((L, H))
-    for li in range(L):
-        keep = 1 - torch.eye(H, device=lm.device, dtype=lm.dtype)  # row k: head k off
-        h = out.hidden_states[li].expand(H, -1, -1)  # (H, T, D): layer li's input, shared by rows
-        h = _layer_with_heads(layers[li], h, keep)
-        ones = torch.ones_like(keep)
-        for later in layers[li + 1:]:
-            h = _layer_with_heads(later, h, ones)
-        probs = lm.model.mlm_logits(h[:, pos]).float().softmax(-1)  # (H, V)
-        p_target[li] = probs[:, t].cpu().numpy()
-        kl[li] = kl_divergence(base.cpu().expand_as(probs.cpu()), probs.cpu())
-    return HeadImportance(p_target=p_target, kl=kl, p_base=float(base[t]), target_id=t,
-                          target=token_strings(lm, [t])[0])
-
-
-# --- the guessing game ---------------------------------------------------------------------------------------------
-# Everyday sentences; the word in {braces} is hidden. Each is one wordpiece in BERT's uncased vocabulary.
-BUILTIN_SENTENCES: tuple[str, ...] = (
-    "I brush my {teeth} every morning and every night.",
-    "She put the milk back in the {fridge}.",
-    "The {sun} rises in the east and sets in the west.",
-    "It was raining, so I took my {umbrella}.",
-    "After the long run he drank a glass of cold {water}.",
-    "We need eggs, flour and {sugar} to bake a cake.",
-    "Don't forget to lock the {door} when you leave.",
-    "The teacher wrote the answer on the {board}.",
-    "There are seven {days} in a week.",
-    "I'm so hungry I could eat a {horse}.",
-    "She called her best friend on the {phone}.",
-    "The {moon} was full and bright in the night sky.",
-    "He wears {glasses} because he can't see very well.",
-    "Please wash your {hands} before dinner.",
-    "The bus was late, so we had to {walk} to school.",
-    "Bees make {honey}.",
-    "In winter the lake freezes and turns to {ice}.",
-    "The doctor told him to stay in {bed} for a few days.",
-    "We planted tomatoes and carrots in the {garden}.",
-    "The referee blew his {whistle} to end the match.",
-    "It was cold outside, so I put on my warm {coat}.",
-    "Happy {birthday} to you!",
-    "He paid for the coffee with his credit {card}.",
-    "Turn off the {lights} before you go to sleep.",
-    "The capital of France is {Paris}.",
-    "Two plus two equals {four}.",
-    "The dog wagged its {tail} when we came home.",
-    "I can't find my {keys}, so I can't open the door.",
-    "We borrowed some books from the {library}.",
-    "Take off your muddy {shoes} before you come inside.",
-    "My favourite meal of the day is {breakfast}.",
-    "The children built a snowman in the {snow}.",
-)
-GAME_ROUNDS = 10
-MAX_SET_SENTENCES = 60
-MAX_SENTENCE_CHARS = 300
-_BRACES = re.compile(r"\{([^{}]*)\}")
-
-
-@dataclass(frozen=True)
-class GameItem:
-    """One round: the sentence shown with a [MASK], and the word that was hidden."""
-
-    source: str  # the line as written, with {answer}
-    masked: str  # the sentence with [MASK] instead of the answer
-    answer: str
-
-
-def parse_game_sentence(line: str) -> GameItem:
-    """'The {cat} sat.' -> masked sentence and answer. Without braces the last word of 3+ letters is hidden."""
-    line = " ".join(str(line or "").split())
-    if not line:
-        raise InputError("The sentence is empty.")
-    if len(line) > MAX_SENTENCE_CHARS:
-        raise InputError(f"The sentence is longer than {MAX_SENTENCE_CHARS} characters.")
-    if MASK_PATTERN.search(line):
-        raise InputError("Mark the hidden word with {braces}, e.g. 'The {cat} sat on the mat.', instead of [MASK].")
-    found = _BRACES.findall(line)
-    if len(found) > 1:
-        raise InputError("Put {braces} around only one word per sentence.")
-    if found:
-        answer = found[0].strip()
-        if not answer or len(answer.split()) != 1:
-            raise InputError("The {braces} must hold exactly one word.")
-        m = _BRACES.search(line)
-        return GameItem(source=line, masked=line[:m.start()] + "[MASK]" + line[m.end():], answer=answer)
-    candidates = list(re.finditer(r"[^\W\d_]{3,}", line))
-    if not candidates:
-        raise InputError("No word of three or more letters to hide; mark one with {braces}.")
-    m = candidates[-1]
-    return GameItem(source=line[:m.start()] + "{" + m.group() + "}" + line[m.end():],
-                    masked=line[:m.start()] + "[MASK]" + line[m.end():], answer=m.group())
-
-
-def parse_sentence_set(text: str) -> tuple[list[GameItem], list[str]]:
-    """One sentence per line -> (rounds, problems as 'line n: why')."""
-    items, problems = [], []
-    lines = [ln for ln in str(text or "").splitlines() if ln.strip()]
-    for n, ln in enumerate(lines[:MAX_SET_SENTENCES], 1):
-        try:
-            items.append(parse_game_sentence(ln))
-        except InputError as e:
-            problems.append(f"line {n}: {e}")
-    if len(lines) > MAX_SET_SENTENCES:
-        problems.append(f"only the first {MAX_SET_SENTENCES} sentences are used")
-    return items, problems
-
-
-def encode_set(sentences: list[str]) -> str:
-    """A sentence set as a short URL-safe code (zlib + base64) for a share link."""
-    raw = json.dumps([str(s) for s in sentences], ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
-
-
-def decode_set(code: str) -> list[str]:
-    """Inverse of encode_set; InputError for a damaged link."""
-    try:
-        code = str(code).strip()
-        raw = zlib.decompress(base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)), bufsize=1 << 16)
-        data = json.loads(raw.decode())
-        if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
-            raise ValueError
-        return data[:MAX_SET_SENTENCES]
-    except Exception as e:  # noqa: BLE001 - any damage reads the same to the user
-        raise InputError("This game link is damaged or incomplete; ask your teacher for the link again.") from e
-
-
-POINTS = ((1, 100), (3, 70), (10, 50), (50, 25), (200, 10))  # (rank up to, points)
-ANSWER_BONUS = 20
-
-
-def points_for(rank: int, is_answer: bool = False) -> int:
-    """Points for a guess BERT ranks ``rank`` (1 = its top choice), plus a bonus for the sentence's own word."""
-    pts = next((p for limit, p in POINTS if 0 < rank <= limit), 0)
-    return pts + (ANSWER_BONUS if is_answer else 0)
-
-
-@dataclass(frozen=True)
-class GuessResult:
-    guess: CandidateScore
-    answer: CandidateScore
-    is_answer: bool
-    points: int
-    top: list[tuple[str, float]]  # BERT's own top-k for the slot
-
-
-def score_guess(lm: LoadedModel, item: GameItem, guess: str, top_k: int = 10) -> GuessResult:
-    """Score a player's guess by BERT's probability and rank for it; InputError for an empty or invalid guess."""
-    word_pieces(lm, guess)  # raises a user-facing message for empty / several words / [UNK]
-    mi = prepare(lm, item.masked)
-    g, a = score_candidates(lm, mi, [guess, item.answer])
-    same = g.pieces == a.pieces and not a.error
-    top = predict(lm, mi, top_k).top(0)
-    return GuessResult(guess=g, answer=a, is_answer=same, points=points_for(g.rank, same), top=top)
-
-
-__all__ = ["BUILTIN_SENTENCES", "Ablation", "CandidateScore", "Fill", "GameItem", "GuessResult", "HeadImportance",
-           "LogitLens", "MAX_TOKENS", "MaskedInput", "NoMaskError", "Prediction", "Word", "ablate", "decode_set",
-           "encode_set", "fill_mask", "head_importance", "independent_fill", "joint_fill", "kl_divergence",
-           "logit_lens", "mask_words", "parse_game_sentence", "parse_sentence_set", "points_for", "predict",
-           "prepare", "render", "render_segments", "score_candidates", "score_guess", "word_pieces", "words"]
+__all__ = ["CandidateScore", "Fill", "MASK_PATTERN", "MAX_TOKENS", "MaskedInput", "NoMaskError", "Prediction", "Word", "fill_mask", "independent_fill", "joint_fill", "mask_words", "predict", "prepare", "render", "render_segments", "score_candidates", "token_strings", "word_pieces", "words"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -329,7 +330,7 @@ class BertPreTrainingHeads(nn.Module):
 
 
 @dataclass
-class BertOutputs:
+class EncoderResult:
     """What one forward pass returns. Lists run over layers; tensors keep the batch dimension."""
 
     last_hidden_state: Tensor  # (B, T, D)
@@ -371,7 +372,7 @@ class Bert(nn.Module):
 
     def encode(self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                head_mask: Tensor | None = None, output_attentions: bool = False,
-               output_hidden_states: bool = False, output_qkv: bool = False) -> BertOutputs:
+               output_hidden_states: bool = False, output_qkv: bool = False) -> EncoderResult:
         """Run embeddings and encoder. head_mask: (L, H) of 1 = keep, 0 = knock the head out."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -383,7 +384,7 @@ class Bert(nn.Module):
             hidden.append(h)
             attns.append(probs)
             qkvs.append(qkv)
-        return BertOutputs(
+        return EncoderResult(
             last_hidden_state=h,
             pooled=None if self.bert.pooler is None else self.bert.pooler(h),
             hidden_states=hidden if output_hidden_states else None,
@@ -399,7 +400,7 @@ class Bert(nn.Module):
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 head_mask: Tensor | None = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, output_qkv: bool = False, heads: bool = True) -> BertOutputs:
+                output_hidden_states: bool = False, output_qkv: bool = False, heads: bool = True) -> EncoderResult:
         out = self.encode(input_ids, token_type_ids, attention_mask, head_mask,
                           output_attentions, output_hidden_states, output_qkv)
         if heads:
@@ -413,3 +414,46 @@ class Bert(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def init_weights(model: Bert, std: float = 0.02, only: Sequence[torch.nn.Module] | None = None) -> Bert:
+    """BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm 1/0."""
+    for root in (only or [model]):
+        for mod in root.modules():
+            if isinstance(mod, torch.nn.Linear):
+                torch.nn.init.normal_(mod.weight, std=std)
+                if mod.bias is not None:
+                    torch.nn.init.zeros_(mod.bias)
+            elif isinstance(mod, torch.nn.Embedding):
+                torch.nn.init.normal_(mod.weight, std=std)
+            elif isinstance(mod, torch.nn.LayerNorm):
+                torch.nn.init.ones_(mod.weight)
+                torch.nn.init.zeros_(mod.bias)
+    if only is None or any(m is model.cls for m in only):
+        if model.cls.predictions is not None:
+            torch.nn.init.zeros_(model.cls.predictions.bias)
+    return model
+
+
+def with_heads(model: Bert, mlm: bool = True, nsp: bool = False, seed: int = 0) -> Bert:
+    """``model`` with fresh (BERT-initialised) MLM/NSP heads added where it lacks them; same weights otherwise."""
+    need_mlm, need_nsp = mlm and not model.has_mlm_head, nsp and not model.has_nsp_head
+    if not (need_mlm or need_nsp):
+        return model
+    torch.manual_seed(seed)
+    new = Bert(model.config, mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
+               classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
+    init_weights(new)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected, unexpected
+    assert all(k.startswith(("cls.", "bert.pooler.")) for k in missing), missing
+    return new.to(next(model.parameters()).device).train()
+
+
+def tiny_bert(vocab_size: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_len: int = 512,
+              nsp: bool = False, seed: int = 0) -> Bert:
+    """A fresh, randomly initialised small BERT (intermediate = 4 × hidden) with an MLM head."""
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=4 * hidden, max_position_embeddings=max_len)
+    return init_weights(Bert(cfg, mlm_head=True, nsp_head=nsp, pooler=nsp)).train()

@@ -83,3 +83,9 @@ def segment_crossing(attentions: np.ndarray, token_type_ids: np.ndarray, special
     a_to_b = mean_heads[:, in_a][:, :, in_b].sum(-1).mean(-1)
     b_to_a = mean_heads[:, in_b][:, :, in_a].sum(-1).mean(-1)
     return {"A → B": a_to_b, "B → A": b_to_a}
+
+
+def head_entropy(attentions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Mean entropy (bits) of each head's attention rows: (L, H, T, T) -> (L, H). Low = focused, high = spread."""
+    a = np.clip(attentions.astype(np.float64), eps, 1.0)
+    return -(a * np.log2(a)).sum(-1).mean(-1)

@@ -58,27 +58,27 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def core_times(folder: Path, repeats: int) -> dict[str, float]:
-    from bert_core import load_model, mlm
+    from bert_core import lens, load_model, mlm
 
     lm = load_model(str(folder), device="cpu")
     mi = mlm.prepare(lm, SENTENCE)
-    item = mlm.parse_game_sentence("The children built a snowman in the {snow} after school.")
+    item = game.parse_game_sentence("The children built a snowman in the {snow} after school.")
     three = mlm.prepare(lm, "The [MASK] built a [MASK] in the [MASK] after school.")
 
     def interaction():  # what one playground interaction computes: fill-mask and the logit lens
         m = mlm.prepare(lm, SENTENCE)
         mlm.predict(lm, m, 10)
-        mlm.logit_lens(lm, m, track=["snow"])
+        lens.logit_lens(lm, m, track=["snow"])
 
     return {
         "fill_mask + logit lens (one interaction)": median_ms(interaction, repeats),
         "fill_mask (predict, top 10)": median_ms(lambda: mlm.predict(lm, mi, 10), repeats),
-        "logit lens (7 read-outs)": median_ms(lambda: mlm.logit_lens(lm, mi, track=["snow"]), repeats),
+        "logit lens (7 read-outs)": median_ms(lambda: lens.logit_lens(lm, mi, track=["snow"]), repeats),
         "joint fill, 3 masks": median_ms(lambda: mlm.joint_fill(lm, three), repeats),
         "5 candidates (one batched pass)": median_ms(
             lambda: mlm.score_candidates(lm, mi, ["snow", "garden", "park", "snowfield", "yard"]), repeats),
-        "head ranking (72 one-head ablations)": median_ms(lambda: mlm.head_importance(lm, mi), repeats),
-        "game: score a guess": median_ms(lambda: mlm.score_guess(lm, item, "garden"), repeats),
+        "head ranking (72 one-head ablations)": median_ms(lambda: lens.head_importance(lm, mi), repeats),
+        "game: score a guess": median_ms(lambda: game.score_guess(lm, item, "garden"), repeats),
     }
 
 

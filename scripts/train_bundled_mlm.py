@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bert_core import loading  # noqa: E402
 from bert_core.corpus import PROBE_SENTENCES, load_corpus  # noqa: E402
+from bert_core.loaded import top_k_at  # noqa: E402
 from bert_core.model import Bert  # noqa: E402
 from bert_core.training import MLMObjective, TrainConfig, evaluate, train  # noqa: E402
 
@@ -61,9 +62,8 @@ def probe(model: Bert, tok) -> list[dict]:
         for s in PROBE_SENTENCES:
             enc = tok(s, return_tensors="pt")
             pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
-            h = model.encode(enc["input_ids"], enc["token_type_ids"]).last_hidden_state[0, pos]
-            top = model.mlm_logits(h).softmax(-1).topk(5)
-            rows.append({"sentence": s, "top5": tok.convert_ids_to_tokens(top.indices.tolist())})
+            (pairs,) = top_k_at(model, enc["input_ids"], [int(pos)], 5, token_type_ids=enc["token_type_ids"]).pairs(tok)
+            rows.append({"sentence": s, "top5": [t for t, _ in pairs]})
     return rows
 
 

@@ -156,7 +156,7 @@ def test_bertviz_tab_embeds_escaped_html(bundled):
     doc = at.get("iframe")[0].proto.srcdoc
     assert "<script>alert" not in doc and "</script> the" not in doc
     params = json.loads(re.search(r"const params = (\{.*?\});\n", doc, re.S).group(1))
-    assert params["attention"][0]["left_text"] == bundled.encode(text).tokens  # shown as typed, inside JSON escapes
+    assert params["attention"][0]["left_text"] == bundled.tokenize(text).tokens  # shown as typed, inside JSON escapes
     assert '"\\u003c"' in doc
     assert "cdnjs.cloudflare.com" in doc and "bertlab-cdn-note" in doc
     at.radio(key="att_bv_view").set_value("model").run()
@@ -282,7 +282,7 @@ def page_bytes(at: AppTest) -> int:
 
 def test_one_interaction_sends_at_most_2_mb_at_128_tokens(bundled):
     text = " ".join(["the quick brown fox jumps over the lazy dog ."] * 12)
-    T = len(bundled.encode(text).tokens)
+    T = len(bundled.tokenize(text).tokens)
     assert 120 <= T <= 128
     at = open_attention(att_text=text)
     sizes = {"one head": page_bytes(at)}

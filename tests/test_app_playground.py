@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from apptest_support import APP, charts
 from apptest_support import open_page as open_app_page
 from apptest_support import plotly_array as arr
-from bert_core import load_model, mlm
+from bert_core import game, lens, load_model, mlm
 from conftest import make_checkpoint
 
 GAME = "Guessing game"
@@ -101,8 +101,8 @@ def test_logit_lens_and_ablation_views(tiny_dir):
     lm = load_model(str(tiny_dir), device="cpu")
     at = open_page(tiny_dir, pg_text="the king and the [MASK] ate bread .", pg_view="Logit lens: layer by layer")
     lens_fig = charts(at)[0]
-    lens = mlm.logit_lens(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."))
-    assert lens_fig["data"][0]["x"] == ["emb", "1", "2"] and lens_fig["data"][0]["text"] == lens.top_tokens
+    ll = lens.logit_lens(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."))
+    assert lens_fig["data"][0]["x"] == ["emb", "1", "2"] and lens_fig["data"][0]["text"] == ll.top_tokens
     at.text_input(key="pg_lens_word").input("queen").run()
     names = [d.get("name") for d in charts(at)[0]["data"]]
     assert "'queen'" in names
@@ -110,13 +110,13 @@ def test_logit_lens_and_ablation_views(tiny_dir):
     at.session_state["pg_view"] = "Knock out heads"
     at.run()
     heat = [c for c in charts(at) if c["data"][0]["type"] == "heatmap"][0]
-    imp = mlm.head_importance(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."))
+    imp = lens.head_importance(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."))
     np.testing.assert_allclose(arr(heat["data"][0]["z"]), imp.drop, atol=1e-6)
     assert len(at.dataframe[0].value) == 8
     at.multiselect(key="pg_abl_layers").set_value([1]).run()
     hm = np.ones((2, 4), np.float32)
     hm[0] = 0
-    ab = mlm.ablate(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."), hm)
+    ab = lens.ablate(lm, mlm.prepare(lm, "the king and the [MASK] ate bread ."), hm)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"P('{ab.target}') knocked out"] == f"{ab.p_after:.1%}"
     assert metrics["KL(before ‖ after)"] == f"{ab.kl:.3f} nats"
@@ -133,7 +133,7 @@ def test_model_without_mlm_head(tmp_path):
 def test_game_round_guess_score_next(tiny_mlm_dir, lm):
     at = open_page(tiny_mlm_dir, pg_tab=GAME)
     ss = at.session_state
-    item = mlm.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][0]])
+    item = game.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][0]])
     assert {m.label: m.value for m in at.metric} == {"Round": "1 of 10", "Score": "0"}
     shown = [m.value for m in at.markdown if m.value.startswith("####")]
     words = item.masked.split("[MASK]")[0].split()
@@ -148,7 +148,7 @@ def test_game_round_guess_score_next(tiny_mlm_dir, lm):
     assert any("\\<script\\>" in w.value and "single word" in w.value for w in at.warning)
     assert ss["pg_game_result"] is None
 
-    expect = mlm.score_guess(lm, item, "dog")
+    expect = game.score_guess(lm, item, "dog")
     at.text_input(key="pg_game_guess").input("dog")
     at.button[0].click().run()
     assert not at.exception
@@ -172,7 +172,7 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = mlm.encode_set(sents)
+    at.query_params["game"] = game.encode_set(sents)
     at.run()
     at.switch_page("app_pages/playground.py").run()
     assert not at.exception
@@ -184,7 +184,7 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
         at.text_input(key="pg_game_guess").input(guess)
         at.button[0].click().run()
         at.button(key="pg_game_next").click().run()
-    total = sum(mlm.score_guess(lm, mlm.parse_game_sentence(s), g).points for s, g in zip(sents, ["cat", "bread"]))
+    total = sum(game.score_guess(lm, game.parse_game_sentence(s), g).points for s, g in zip(sents, ["cat", "bread"]))
     assert any(f"You scored **{total}**" in s.value for s in at.success)
     assert len(at.dataframe[0].value) == 2
 
@@ -200,7 +200,7 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
     assert any("line 2" in w.value for w in at.warning)
     link = at.code[0].value
     code = link.split("?game=")[1].split("&model=")[0]
-    assert "?game=" in link and mlm.decode_set(code) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
+    assert "?game=" in link and game.decode_set(code) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
     at.button(key="pg_game_play_own").click().run()
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
     assert at.query_params["game"] in ([code], code)
@@ -209,7 +209,7 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
 def test_a_shared_game_link_pins_the_model(tiny_mlm_dir):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = mlm.encode_set(["The {dog} ran."])  # opens the game tab
+    at.query_params["game"] = game.encode_set(["The {dog} ran."])  # opens the game tab
     at.run()
     at.switch_page("app_pages/playground.py").run()
     at.text_area(key="pg_game_own").input("The {cat} sat.").run()

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 import apptest_support
 from apptest_support import chart, open_page
 from apptest_support import plotly_array as arr
-from bert_core import jobs
+from bert_core import jobs, pretraining
 from bert_core.training import TrainConfig, lr_at
 
 TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital of france.",
@@ -21,7 +21,7 @@ TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital
 
 @pytest.fixture(autouse=True)
 def tiny_corpus(monkeypatch, tmp_path):
-    monkeypatch.setattr(jobs, "lab_corpus", lambda n, n_heldout=128: jobs.LabCorpus(TEXTS, TEXTS[:4], "tiny"))
+    monkeypatch.setattr(pretraining, "lab_corpus", lambda n, n_heldout=128: pretraining.LabCorpus(TEXTS, TEXTS[:4], "tiny"))
     monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
     yield
     for j in jobs.RUNNER.active():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bert_core import load_model, mlm
+from bert_core import game, lens, load_model, mlm
 from browser_fixtures import assert_no_exception, open_page, pick_model, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -16,7 +16,7 @@ def test_play_one_round_from_a_shared_link(browser_page, app_server, tiny_mlm_di
     page = browser_page
     sentences = ["the {cat} sat on the mat .", "the <b>king</b> ate the {bread} ."]
     open_page(page, app_server, "")  # let the app's navigation register before a deep link
-    open_page(page, app_server, f"playground?game={mlm.encode_set(sentences)}")
+    open_page(page, app_server, f"playground?game={game.encode_set(sentences)}")
     pick_model(page, tiny_mlm_dir)
     main = page.locator("[data-testid='stMain']")
     assert main.get_by_text("a shared set of 2 sentences").count() == 1
@@ -29,7 +29,7 @@ def test_play_one_round_from_a_shared_link(browser_page, app_server, tiny_mlm_di
     wait_for_app(page)
     assert_no_exception(page)
     lm = load_model(str(tiny_mlm_dir), device="cpu")
-    expect = mlm.score_guess(lm, mlm.parse_game_sentence(sentences[0]), "dog")
+    expect = game.score_guess(lm, game.parse_game_sentence(sentences[0]), "dog")
     verdict = main.get_by_text(re.compile(r"You guessed dog")).first.inner_text()
     assert f"rank {expect.guess.rank:,}" in verdict and f"+{expect.points} points" in verdict
     assert main.locator("[data-testid='stMetric']").nth(1).inner_text().endswith(str(expect.points))

@@ -21,7 +21,7 @@ def shared(tiny_dir):
 def session_work(lm, i: int):
     """What one page run does with the shared model: tokenise, inspect (single and pair), stats, walk-through."""
     text, other = TEXTS[i % len(TEXTS)], TEXTS[(i + 1) % len(TEXTS)]
-    enc = lm.encode(text, other)
+    enc = lm.tokenize(text, other)
     ins = lm.inspect(text, other if i % 2 else None)
     head_statistics(ins.attentions, ins.tokens)
     w = walk_through(lm.model, ins.encoded, i % 2, i % 4, 1)
@@ -44,9 +44,9 @@ def test_concurrent_tokenising_of_long_texts(shared):
     long = " ".join(TEXTS * 30)  # > 512 tokens: truncation runs the tokenizer twice per call
 
     def work(i):
-        return shared.encode(long if i % 2 else TEXTS[i % 6]).tokens
+        return shared.tokenize(long if i % 2 else TEXTS[i % 6]).tokens
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         out = list(pool.map(work, range(48)))
     assert all(len(t) == 512 for t in out[1::2])
-    assert out[0] == shared.encode(TEXTS[0]).tokens
+    assert out[0] == shared.tokenize(TEXTS[0]).tokens

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ui import figures
+from ui import figures_attention as figures
 from ui.bertviz_embed import NOTE_ID, bertviz_bytes, bertviz_html, bertviz_size
 from ui.text import md_escape
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bert_core.jobs import head_entropy
+from bert_core.stats import head_entropy
 from ui import figures_training as figs
 
 

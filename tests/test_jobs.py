@@ -11,12 +11,13 @@ import pytest
 import torch
 
 import apptest_support
-from bert_core import jobs, load_model
+from bert_core import jobs, load_model, pretraining, stats
+from bert_core.model import with_heads
 from bert_core.training import TrainConfig
 
 TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital of france.",
          "a king and a queen sat in the house.", "the sun is big and the moon is small."] * 10
-CORPUS = jobs.LabCorpus(TEXTS, TEXTS[:4], "test corpus")
+CORPUS = pretraining.LabCorpus(TEXTS, TEXTS[:4], "test corpus")
 PROBES = ["the cat sat on the [MASK] .", "paris is the capital of [MASK] ."]
 
 
@@ -34,12 +35,12 @@ def no_job_left_behind(tmp_path, monkeypatch):
         assert j.join(30), "a job thread did not end"
 
 
-def settings(**kw) -> jobs.LabSettings:
-    return jobs.LabSettings(**({"steps": 12, "batch_size": 4, "lr": 3e-3, "seq_len": 32} | kw))
+def settings(**kw) -> pretraining.LabSettings:
+    return pretraining.LabSettings(**({"steps": 12, "batch_size": 4, "lr": 3e-3, "seq_len": 32} | kw))
 
 
-def submit(lm, s: jobs.LabSettings, **kw) -> jobs.Job:
-    return jobs.RUNNER.submit(jobs.lab_job(lm, s, corpus=CORPUS, probe_sentences=PROBES, **kw))
+def submit(lm, s: pretraining.LabSettings, **kw) -> jobs.Job:
+    return jobs.RUNNER.submit(pretraining.lab_job(lm, s, corpus=CORPUS, probe_sentences=PROBES, **kw))
 
 
 wait_for = functools.partial(apptest_support.wait_for, timeout=30.0)
@@ -167,7 +168,7 @@ def test_with_heads_adds_a_fresh_mlm_head_and_keeps_the_encoder(tiny_dir, tmp_pa
     make_checkpoint(tmp_path, "BertModel")
     bare = load_model(str(tmp_path), device="cpu")
     assert not bare.has_mlm_head
-    model = jobs.with_heads(bare.copy_for_training("cpu"), mlm=True, nsp=True)
+    model = with_heads(bare.copy_for_training("cpu"), mlm=True, nsp=True)
     assert model.has_mlm_head and model.has_nsp_head
     ours = model.state_dict()
     for k, t in bare.model.state_dict().items():
@@ -180,5 +181,5 @@ def test_head_entropy():
     uniform = np.full((1, 1, T, T), 1 / T)
     onehot = np.zeros((1, 1, T, T))
     onehot[..., 0] = 1
-    assert jobs.head_entropy(uniform)[0, 0] == pytest.approx(3.0)
-    assert jobs.head_entropy(onehot)[0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert stats.head_entropy(uniform)[0, 0] == pytest.approx(3.0)
+    assert stats.head_entropy(onehot)[0, 0] == pytest.approx(0.0, abs=1e-6)

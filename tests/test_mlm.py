@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bert_core import InputError, MissingHeadError, load_model, mlm
+from bert_core import InputError, MissingHeadError, game, lens, load_model, mlm
 from conftest import make_checkpoint
 
 
@@ -58,7 +58,7 @@ def test_mask_casings_are_all_masks(lm):
 
 def test_whole_word_masking_masks_exactly_the_words_pieces(lm):
     text = "the dogs played in the house"
-    enc = lm.encode(text)
+    enc = lm.tokenize(text)
     assert enc.tokens[2:4] == ["dog", "##s"]  # "dogs" is two pieces in the tiny vocabulary
     dogs = next(w for w in mlm.words(lm, text) if w.text == "dogs")
     mi = mlm.mask_words(lm, text, [dogs.index])
@@ -70,7 +70,7 @@ def test_whole_word_masking_masks_exactly_the_words_pieces(lm):
     np.testing.assert_array_equal(mi.encoded.input_ids[keep], enc.input_ids[keep])
     assert mi.hidden_words == ("dogs",) and dict(mi.original_tokens) == {2: "dog", 3: "##s"}
     assert mi.text == "the [MASK][MASK] played in the house"
-    np.testing.assert_array_equal(lm.encode(mi.text).input_ids, mi.encoded.input_ids)  # text and ids agree
+    np.testing.assert_array_equal(lm.tokenize(mi.text).input_ids, mi.encoded.input_ids)  # text and ids agree
     # a second word plus a typed mask: three groups, left to right
     mi2 = mlm.mask_words(lm, "[MASK] dogs played in the house", [2, 1])
     assert mi2.groups == ((1,), (2, 3), (4,))
@@ -101,7 +101,7 @@ def test_ablating_a_whole_layer_equals_zeroing_its_attention_output(sharp, layer
     mi = mlm.prepare(lm, "the cat sat on the [MASK] .")
     hm = np.ones((2, 4), dtype=np.float32)
     hm[layer] = 0
-    ab = mlm.ablate(lm, mi, hm)
+    ab = lens.ablate(lm, mi, hm)
     ids = torch.as_tensor(mi.encoded.input_ids).unsqueeze(0)
     pos = int(mi.positions[0])
     np.testing.assert_allclose(ab.after, _manual_probs(lm.model, ids, pos, zero_layer=layer), atol=1e-6)
@@ -113,12 +113,12 @@ def test_ablating_a_whole_layer_equals_zeroing_its_attention_output(sharp, layer
 
 def test_head_importance_equals_one_head_ablations(sharp):
     mi = mlm.prepare(sharp, "the king and the [MASK] ate bread .")
-    imp = mlm.head_importance(sharp, mi)
+    imp = lens.head_importance(sharp, mi)
     assert imp.p_target.shape == (2, 4)
     for l, h in [(0, 0), (0, 3), (1, 2)]:
         hm = np.ones((2, 4), dtype=np.float32)
         hm[l, h] = 0
-        ab = mlm.ablate(sharp, mi, hm, target_id=imp.target_id)
+        ab = lens.ablate(sharp, mi, hm, target_id=imp.target_id)
         assert imp.p_target[l, h] == pytest.approx(ab.p_after, abs=1e-6)
         assert imp.kl[l, h] == pytest.approx(ab.kl, abs=1e-6)
     assert imp.p_base == pytest.approx(ab.p_before, abs=1e-6)
@@ -131,17 +131,17 @@ def test_logit_lens_last_layer_equals_prediction(sharp):
     lm = sharp
     mi = mlm.prepare(lm, "the [MASK] sat on the mat .")
     pred = mlm.predict(lm, mi, top_k=5)
-    lens = mlm.logit_lens(lm, mi, track=["dog", "xqz"])
-    assert lens.probs.shape == (3, lm.config.vocab_size) and lens.layers == ["emb", "1", "2"]
-    np.testing.assert_allclose(lens.probs[-1], pred.probs[0], atol=1e-6)
-    assert lens.top_tokens[-1] == pred.top_tokens[0][0]
-    final = next(iter(lens.tracked.values()))
+    ll = lens.logit_lens(lm, mi, track=["dog", "xqz"])
+    assert ll.probs.shape == (3, lm.config.vocab_size) and ll.layers == ["emb", "1", "2"]
+    np.testing.assert_allclose(ll.probs[-1], pred.probs[0], atol=1e-6)
+    assert ll.top_tokens[-1] == pred.top_tokens[0][0]
+    final = next(iter(ll.tracked.values()))
     assert final[1][-1] == 1  # the final answer is rank 1 at the last layer
-    dog_p, dog_rank = lens.tracked["'dog'"]
+    dog_p, dog_rank = ll.tracked["'dog'"]
     dog = lm.tokenizer.convert_tokens_to_ids("dog")
     assert dog_p[-1] == pytest.approx(pred.probs[0][dog], abs=1e-7)
     assert dog_rank[-1] == 1 + int((pred.probs[0] > pred.probs[0][dog]).sum())
-    assert any("first piece 'x'" in k for k in lens.tracked)
+    assert any("first piece 'x'" in k for k in ll.tracked)
 
 
 def test_candidate_scores(lm):
@@ -211,54 +211,54 @@ def test_model_without_mlm_head_says_so(tmp_path):
 
 # --- the game -------------------------------------------------------------------------------------------------
 def test_parse_game_sentences():
-    item = mlm.parse_game_sentence("  The {cat}   sat on the mat. ")
+    item = game.parse_game_sentence("  The {cat}   sat on the mat. ")
     assert (item.masked, item.answer, item.source) == ("The [MASK] sat on the mat.", "cat", "The {cat} sat on the mat.")
-    auto = mlm.parse_game_sentence("I like green apples, really.")
+    auto = game.parse_game_sentence("I like green apples, really.")
     assert auto.answer == "really" and auto.masked == "I like green apples, [MASK]."
     for bad, why in [("", "empty"), ("{a} and {b}", "only one"), ("the {two words}", "exactly one"),
                      ("the [MASK] sat", "braces"), ("1 2 3", "three or more")]:
         with pytest.raises(InputError, match=why):
-            mlm.parse_game_sentence(bad)
-    items, problems = mlm.parse_sentence_set("The {cat} sat.\n\n{a} {b}\n<script>alert(1)</script> {hi}")
+            game.parse_game_sentence(bad)
+    items, problems = game.parse_sentence_set("The {cat} sat.\n\n{a} {b}\n<script>alert(1)</script> {hi}")
     assert [i.answer for i in items] == ["cat", "hi"] and problems == ["line 2: Put {braces} around only one "
                                                                        "word per sentence."]
-    assert len(mlm.BUILTIN_SENTENCES) >= 30
-    assert all(mlm.parse_game_sentence(s).answer for s in mlm.BUILTIN_SENTENCES)
+    assert len(game.BUILTIN_SENTENCES) >= 30
+    assert all(game.parse_game_sentence(s).answer for s in game.BUILTIN_SENTENCES)
 
 
 def test_share_code_roundtrip_and_damage():
     sents = ["The {cat} sat.", "Ünïcödé {wörds} ok", "<b>{bold}</b>"]
-    code = mlm.encode_set(sents)
+    code = game.encode_set(sents)
     assert all(c.isalnum() or c in "-_" for c in code)
-    assert mlm.decode_set(code) == sents
+    assert game.decode_set(code) == sents
     for bad in ["", "abc", code[:-5], "!!!"]:
         with pytest.raises(InputError, match="damaged"):
-            mlm.decode_set(bad)
+            game.decode_set(bad)
 
 
 def test_points_for():
-    assert [mlm.points_for(r) for r in [1, 2, 3, 4, 10, 11, 50, 51, 200, 201, 30000]] == \
+    assert [game.points_for(r) for r in [1, 2, 3, 4, 10, 11, 50, 51, 200, 201, 30000]] == \
         [100, 70, 70, 50, 50, 25, 25, 10, 10, 0, 0]
-    assert mlm.points_for(1, is_answer=True) == 120 and mlm.points_for(0) == 0
+    assert game.points_for(1, is_answer=True) == 120 and game.points_for(0) == 0
 
 
 def test_score_guess(lm):
-    item = mlm.parse_game_sentence("the {cat} sat on the mat .")
+    item = game.parse_game_sentence("the {cat} sat on the mat .")
     pred = mlm.predict(lm, mlm.prepare(lm, item.masked), 40)
     rank, word = next((k + 1, t) for k, t in enumerate(pred.top_tokens[0]) if t.isalpha() and len(t) > 1)
-    res = mlm.score_guess(lm, item, word.upper())  # uncased: casing does not matter
+    res = game.score_guess(lm, item, word.upper())  # uncased: casing does not matter
     assert res.guess.rank == rank and res.guess.prob == pytest.approx(pred.top_probs[0][rank - 1], abs=1e-7)
-    assert res.points == mlm.points_for(rank, word == "cat")
+    assert res.points == game.points_for(rank, word == "cat")
     assert res.top == pred.top(0)[:10]
-    cat = mlm.score_guess(lm, item, "cat")
-    assert cat.is_answer and cat.points == mlm.points_for(cat.guess.rank) + mlm.ANSWER_BONUS
+    cat = game.score_guess(lm, item, "cat")
+    assert cat.is_answer and cat.points == game.points_for(cat.guess.rank) + game.ANSWER_BONUS
     assert cat.guess.prob == pytest.approx(cat.answer.prob)
     for bad in ["", "   ", "<script>alert(1)</script>", "two words", "[mask]"]:
         with pytest.raises(InputError):
-            mlm.score_guess(lm, item, bad)
+            game.score_guess(lm, item, bad)
 
 
 def test_builtin_answers_are_single_pieces_in_the_bundled_vocab(bundled):
-    for s in mlm.BUILTIN_SENTENCES:
-        item = mlm.parse_game_sentence(s)
+    for s in game.BUILTIN_SENTENCES:
+        item = game.parse_game_sentence(s)
         assert len(bundled.tokenizer.tokenize(item.answer)) == 1, item.answer

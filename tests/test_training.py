@@ -148,7 +148,7 @@ def test_ids_beyond_len_tokenizer_are_handled(tmp_path):
     """A vocab.txt that repeats a token has ids past len(tokenizer) (the repeat's line number is still an id)."""
     from transformers import BertTokenizerFast
 
-    from bert_core.jobs import vocab_size
+    from bert_core.loading import vocab_size
     from conftest import VOCAB
 
     (tmp_path / "vocab.txt").write_text("\n".join([*VOCAB[:40], "a", "i", *VOCAB[40:]]) + "\n")

@@ -55,7 +55,7 @@ def test_embedding_layer_norm_by_hand(tiny):
 
 
 def test_bad_indices_raise(tiny):
-    enc = tiny.encode("the cat")
+    enc = tiny.tokenize("the cat")
     for kw in ({"layer": 2, "head": 0, "position": 0}, {"layer": 0, "head": 4, "position": 0},
                {"layer": 0, "head": 0, "position": 4}):
         with pytest.raises(ValueError):
