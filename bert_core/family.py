@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .stats import entropy_bits, kl_divergence
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -81,14 +83,7 @@ def soften(logits: np.ndarray, temperature: float) -> np.ndarray:
     return p / p.sum(-1, keepdims=True)
 
 
-def entropy_bits(p: np.ndarray) -> float:
-    p = np.asarray(p, dtype=np.float64)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
-
-
 def distillation_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, temperature: float) -> float:
     """Hinton et al.'s soft-target loss T² · KL(teacher_T ‖ student_T), in nats."""
     pt, ps = soften(teacher_logits, temperature), soften(student_logits, temperature)
-    mask = pt > 0
-    return float(temperature ** 2 * (pt[mask] * (np.log(pt[mask]) - np.log(ps[mask]))).sum())
+    return float(temperature ** 2 * kl_divergence(pt, ps))

@@ -16,6 +16,7 @@ import torch
 
 from .loaded import InputError, LoadedModel
 from .mlm import MaskedInput, _head_mask, _ids, _probs, token_strings, word_pieces
+from .stats import kl_divergence
 
 
 # --- logit lens --------------------------------------------------------------------------------------------------
@@ -61,13 +62,6 @@ def logit_lens(lm: LoadedModel, mi: MaskedInput, mask: int = 0, track: list[str]
 
 
 # --- head ablation -------------------------------------------------------------------------------------------------
-def kl_divergence(p: np.ndarray | torch.Tensor, q: np.ndarray | torch.Tensor) -> np.ndarray:
-    """KL(p ‖ q) in nats over the last axis: how much the distribution moved from p to q."""
-    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
-    kl = (p * (torch.log(p.clamp_min(1e-30)) - torch.log(q.clamp_min(1e-30)))).sum(-1)
-    return kl.clamp_min(0.0).numpy()  # float32 rounding can give -1e-8 for identical distributions
-
-
 @dataclass(frozen=True)
 class Ablation:
     """The prediction at one [MASK] with and without some heads."""
@@ -122,35 +116,22 @@ class HeadImportance:
 
 
 @torch.inference_mode()
-def _layer_with_heads(layer, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """One encoder layer where each batch row keeps its own heads: keep (B, H) of 1/0. Same maths as BertLayer."""
-    ctx, _, _ = layer.attention.self(h, None)  # (B, T, D), heads concatenated
-    B, T, D = ctx.shape
-    ctx = (ctx.view(B, T, keep.size(1), -1) * keep[:, None, :, None]).view(B, T, D)
-    a = layer.attention.output(ctx, h)
-    return layer.output(layer.intermediate(a), a)
-
-
-@torch.inference_mode()
 def head_importance(lm: LoadedModel, mi: MaskedInput, mask: int = 0, target_id: int | None = None) -> HeadImportance:
-    """Ablate every head on its own: per layer l, one batched pass of H rows that starts from layer l's input."""
+    """Ablate every head on its own: per layer l, one batched pass of H rows from layer l's input, where row k runs
+    without head k of layer l (a (H, L, H) head mask)."""
     lm.require_mlm()
     pos = int(mi.positions[mask])
     out = lm.model.encode(_ids(lm, mi.encoded.input_ids), output_hidden_states=True)
-    base = lm.model.mlm_logits(out.last_hidden_state[0, pos]).float().softmax(-1)
+    base = lm.model.mlm_logits(out.last_hidden_state[0, pos]).float().softmax(-1).cpu()  # (V,)
     t = int(base.argmax()) if target_id is None else int(target_id)
-    layers = lm.model.bert.encoder.layer
-    L, H = len(layers), lm.config.num_attention_heads
+    L, H = lm.config.num_hidden_layers, lm.config.num_attention_heads
     p_target, kl = np.zeros((L, H)), np.zeros((L, H))
     for li in range(L):
-        keep = 1 - torch.eye(H, device=lm.device, dtype=lm.dtype)  # row k: head k off
-        h = out.hidden_states[li].expand(H, -1, -1)  # (H, T, D): layer li's input, shared by rows
-        h = _layer_with_heads(layers[li], h, keep)
-        ones = torch.ones_like(keep)
-        for later in layers[li + 1:]:
-            h = _layer_with_heads(later, h, ones)
-        probs = lm.model.mlm_logits(h[:, pos]).float().softmax(-1)  # (H, V)
-        p_target[li] = probs[:, t].cpu().numpy()
-        kl[li] = kl_divergence(base.cpu().expand_as(probs.cpu()), probs.cpu())
+        head_mask = torch.ones(H, L, H, device=lm.device, dtype=lm.dtype)
+        head_mask[:, li] = 1 - torch.eye(H, device=lm.device, dtype=lm.dtype)  # row k: head k of layer li off
+        hidden, _, _ = lm.model.bert.encoder(out.hidden_states[li].expand(H, -1, -1), head_mask=head_mask, start=li)
+        probs = lm.model.mlm_logits(hidden[-1][:, pos]).float().softmax(-1).cpu()  # (H, V)
+        p_target[li] = probs[:, t].numpy()
+        kl[li] = kl_divergence(base.expand_as(probs), probs)
     return HeadImportance(p_target=p_target, kl=kl, p_base=float(base[t]), target_id=t,
                           target=token_strings(lm, [t])[0])

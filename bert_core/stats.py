@@ -1,7 +1,8 @@
 """Per-head attention statistics (in the spirit of Clark et al. 2019, "What does BERT look at?").
 
 Every statistic is averaged over the query tokens (rows) of one attention map, giving one number per
-(layer, head). Plain numpy: no torch, no Streamlit.
+(layer, head). Also the two information measures the app uses everywhere: ``entropy_bits`` and ``kl_divergence``
+(scipy's). Plain numpy and scipy: no torch, no Streamlit.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import entr, rel_entr
 
 # key -> (label a student reads, one-line meaning)
 STATISTICS: dict[str, tuple[str, str]] = {
@@ -22,6 +24,20 @@ STATISTICS: dict[str, tuple[str, str]] = {
     "next": ("Share to next", "fraction that goes to the token just after"),
     "punct": ("Share to punctuation", "fraction that goes to punctuation marks (. , ! ? …)"),
 }
+
+
+def entropy_bits(p, axis: int = -1) -> np.ndarray:
+    """Shannon entropy in bits along ``axis``: 0 = everything on one outcome, log2(n) = spread evenly over n."""
+    return entr(np.asarray(p, dtype=np.float64)).sum(axis) / np.log(2)
+
+
+def kl_divergence(p, q, axis: int = -1) -> np.ndarray:
+    """KL(p ‖ q) in nats along ``axis``: how far q has moved from p (0 = not at all). Arrays or CPU tensors.
+
+    q is floored at 1e-30 (a float32 softmax can underflow to 0), and float32 rounding can make two near-identical
+    distributions give -1e-8: the result is clipped at 0."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    return np.maximum(rel_entr(p, np.maximum(q, 1e-30)).sum(axis), 0.0)
 
 
 def is_punctuation(token: str) -> bool:
@@ -49,14 +65,12 @@ def head_statistics(attentions: np.ndarray, tokens: Sequence[str] | object, cls_
     cls = np.array([t == cls_token for t in toks])
     sep = np.array([t == sep_token for t in toks])
     punct = np.array([is_punctuation(t) for t in toks])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(a > 0, a * np.log2(np.where(a > 0, a, 1.0)), 0.0)
     diag = np.diagonal(a, axis1=-2, axis2=-1)  # (L, H, T)
     prev = np.diagonal(a, offset=-1, axis1=-2, axis2=-1)  # a[i, i-1] for i = 1..T-1
     nxt = np.diagonal(a, offset=1, axis1=-2, axis2=-1)  # a[i, i+1] for i = 0..T-2
     nan = np.full(a.shape[:2], np.nan)
     return {
-        "entropy": (-plogp.sum(-1)).mean(-1),
+        "entropy": head_entropy(a),
         "distance": (a * distance).sum(-1).mean(-1),
         "cls": a[..., cls].sum(-1).mean(-1),
         "sep": a[..., sep].sum(-1).mean(-1),
@@ -85,7 +99,6 @@ def segment_crossing(attentions: np.ndarray, token_type_ids: np.ndarray, special
     return {"A → B": a_to_b, "B → A": b_to_a}
 
 
-def head_entropy(attentions: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def head_entropy(attentions: np.ndarray) -> np.ndarray:
     """Mean entropy (bits) of each head's attention rows: (L, H, T, T) -> (L, H). Low = focused, high = spread."""
-    a = np.clip(attentions.astype(np.float64), eps, 1.0)
-    return -(a * np.log2(a)).sum(-1).mean(-1)
+    return entropy_bits(attentions).mean(-1)

@@ -12,7 +12,7 @@ import torch
 
 import apptest_support
 from bert_core import jobs, load_model, pretraining, stats
-from bert_core.model import with_heads
+from bert_core.loading import with_heads
 from bert_core.training import TrainConfig
 
 TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital of france.",

@@ -1,4 +1,5 @@
-"""Loading: every failure a user can cause is a ModelLoadError that says how to fix it, fast and offline."""
+"""Loading: every failure a user can cause is a ModelLoadError that says how to fix it, without waiting on a
+network that is not there (asserted by which calls were made, not by the clock)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -153,19 +153,23 @@ def test_masked_lm_checkpoint_has_no_nsp_head(tiny_mlm_dir):
 # --- names, hub ids and the network -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["", "   ", "bert base uncased!", "a/b/c/d", "./relative/missing"])
 def test_invalid_names(name, no_network):
-    t0 = time.perf_counter()
     with pytest.raises(ModelLoadError):
         load_model(name)
-    assert time.perf_counter() - t0 < 2
-    assert not no_network
+    assert not no_network  # refused before any connection
 
 
-def test_hub_id_offline_mode(monkeypatch, empty_hf_cache):
+def test_hub_id_offline_mode(monkeypatch, empty_hf_cache, no_network):
+    """Offline mode on: the cache is read, no connection is even tried, and the message says why."""
+    import huggingface_hub
+
+    calls = []
+    real = huggingface_hub.snapshot_download
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: calls.append(k) or real(*a, **k))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
     with pytest.raises(ModelLoadError) as e:
         load_model("bert-base-uncased")
-    assert time.perf_counter() - t0 < 5
+    assert [k.get("local_files_only") for k in calls] == [True]  # the cache only, never a download
+    assert not no_network
     assert "offline" in str(e.value)
     assert_offline_advice(str(e.value), "bert-base-uncased")
 
@@ -176,10 +180,8 @@ def test_hub_id_with_the_network_down(monkeypatch, empty_hf_cache, no_network):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    t0 = time.perf_counter()
     with pytest.raises(ModelLoadError) as e:
         load_model("google-bert/bert-base-uncased")
-    assert time.perf_counter() - t0 < 10
     assert no_network, "the hub should have been tried"
     assert "unreachable" in str(e.value)
     assert_offline_advice(str(e.value), "google-bert/bert-base-uncased")
@@ -199,10 +201,8 @@ def test_hub_id_when_the_download_raises_a_connection_error(monkeypatch, empty_h
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    t0 = time.perf_counter()
     with pytest.raises(ModelLoadError) as e:
         load_model("bert-base-uncased")
-    assert time.perf_counter() - t0 < 5
     assert calls == [True, False]  # the cache first, then one download attempt
     assert "unreachable" in str(e.value) and "ConnectionError" in str(e.value)
     assert_offline_advice(str(e.value), "bert-base-uncased")
@@ -229,12 +229,9 @@ def test_hub_id_from_the_cache_needs_no_network(monkeypatch, tmp_path, no_networ
 
 
 # --- the bundled model ------------------------------------------------------------------------------------------------
-def test_bundled_loads_fast_without_network(no_network, monkeypatch):
+def test_bundled_loads_without_network(no_network, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    t0 = time.perf_counter()
     lm = load_model("bundled", device="cpu")
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5, f"bundled model took {elapsed:.1f} s"
     assert not no_network, f"network used: {no_network}"
     assert lm.kind == "bundled" and lm.config.num_hidden_layers == 6 and lm.config.hidden_size == 384
     assert lm.tokenizer.is_fast and lm.tokenizer.vocab_size == 30522
@@ -245,33 +242,28 @@ def test_bundled_loads_fast_without_network(no_network, monkeypatch):
 def test_bundled_in_a_fresh_process_uses_no_network():
     """A fresh process, with sockets blocked and offline mode NOT set."""
     code = (
-        "import socket, time\n"
+        "import socket\n"
         "tries = []\n"
         "def refuse(*a, **k):\n"
         "    tries.append(a); raise OSError(101, 'blocked')\n"
         "socket.socket.connect = refuse; socket.getaddrinfo = refuse; socket.create_connection = refuse\n"
         "from bert_core import load_model\n"
-        "import transformers.models.bert  # imports are not loading: time load_model itself\n"
-        "t = time.perf_counter(); lm = load_model('bundled', device='cpu'); load_s = time.perf_counter() - t\n"
+        "lm = load_model('bundled', device='cpu')\n"
         "lm.inspect('hello world')\n"
-        "print(len(tries), round(load_s, 2))\n"
+        "print(len(tries))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env["PYTHONPATH"] = str(ROOT)
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    tries, load_s = r.stdout.split()[-2:]
-    assert int(tries) == 0
-    assert float(load_s) < 5
+    assert int(r.stdout.split()[-1]) == 0
 
 
 # --- python -m bert_core.download -------------------------------------------------------------------------------------
 def test_download_command_offline_prints_the_fix_and_exits_1():
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "bert_core.download", "definitely-not-cached/bert-xyz"], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert time.perf_counter() - t0 < 60
+                       env=env, capture_output=True, text=True, timeout=300)  # a guard against a hang, not a goal
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "Could not download 'definitely-not-cached/bert-xyz'" in r.stderr and "offline" in r.stderr
@@ -335,3 +327,21 @@ def test_a_single_segment_checkpoint_reads_sentence_pairs_as_one_segment(tmp_pat
     with torch.no_grad():
         want = hf(ids, token_type_ids=torch.zeros_like(ids)).last_hidden_state[0].numpy()
     assert abs(ins.hidden_states[-1] - want).max() < 1e-5
+
+
+def test_bert_from_state_dict_keeps_fresh_only_what_it_was_told(tiny_dir):
+    """The one 'new Bert + load weights' helper: keys outside ``fresh`` must all be there, and nothing extra."""
+    lm = load_model(str(tiny_dir), device="cpu")
+    sd = lm.model.state_dict()
+    encoder = {k: t for k, t in sd.items() if k.startswith("bert.") and not k.startswith("bert.pooler.")}
+    torch.manual_seed(0)
+    m = loading.bert_from_state_dict(lm.config, encoder, fresh=("cls.", "bert.pooler.", "classifier."),
+                                     mlm_head=False, nsp_head=False, classifier=True)
+    assert all(torch.equal(m.state_dict()[k], t) for k, t in encoder.items())
+    assert m.classifier is not None and m.bert.pooler is not None
+    assert not torch.equal(m.bert.pooler.dense.weight, sd["bert.pooler.dense.weight"])  # fresh, not copied
+    with pytest.raises(ValueError, match="missing.*bert.embeddings"):
+        loading.bert_from_state_dict(lm.config, {k: t for k, t in encoder.items() if "embeddings" not in k},
+                                     fresh=("cls.", "bert.pooler."))
+    with pytest.raises(ValueError, match="unexpected.*cls.seq_relationship"):
+        loading.bert_from_state_dict(lm.config, sd, fresh=("cls.predictions.",), nsp_head=False)
