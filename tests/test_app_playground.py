@@ -133,7 +133,7 @@ def test_model_without_mlm_head(tmp_path):
 def test_game_round_guess_score_next(tiny_mlm_dir, lm):
     at = open_page(tiny_mlm_dir, pg_tab=GAME)
     ss = at.session_state
-    item = game.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][0]])
+    item = ss["pg_game"].item
     assert {m.label: m.value for m in at.metric} == {"Round": "1 of 10", "Score": "0"}
     shown = [m.value for m in at.markdown if m.value.startswith("####")]
     words = item.masked.split("[MASK]")[0].split()
@@ -141,31 +141,31 @@ def test_game_round_guess_score_next(tiny_mlm_dir, lm):
 
     at.text_input(key="pg_game_guess").input("").run()
     at.button[0].click().run()  # empty guess
-    assert any("empty" in w.value for w in at.warning) and ss["pg_game_score"] == 0
+    assert any("empty" in w.value for w in at.warning) and ss["pg_game"].score == 0
 
     at.text_input(key="pg_game_guess").input("<script>alert(1)</script>")
     at.button[0].click().run()
     assert any("\\<script\\>" in w.value and "single word" in w.value for w in at.warning)
-    assert ss["pg_game_result"] is None
+    assert ss["pg_game"].result is None
 
     expect = game.score_guess(lm, item, "dog")
     at.text_input(key="pg_game_guess").input("dog")
     at.button[0].click().run()
     assert not at.exception
-    assert ss["pg_game_score"] == expect.points
+    assert ss["pg_game"].score == expect.points
     assert {m.label: m.value for m in at.metric}["Score"] == str(expect.points)
     boxes = [*at.success, *at.info, *at.warning]
     assert any(f"rank {expect.guess.rank:,}" in b.value and f"+{expect.points} points" in b.value for b in boxes)
     top = charts(at)[0]["data"][0]
     assert top["customdata"] == [t for t, _ in expect.top]
-    assert ss["pg_game_history"][0]["your guess"] == "dog"
+    assert ss["pg_game"].history[0].guess == "dog"
     lens = charts(at)[1]  # the reveal's layer-by-layer chart follows the guess and the original word
     names = [d.get("name") for d in lens["data"]]
     assert "'dog'" in names and f"'{item.answer}'" in " ".join(n for n in names if n)
 
     at.button(key="pg_game_next").click().run()
     assert {m.label: m.value for m in at.metric}["Round"] == "2 of 10"
-    assert ss["pg_game_result"] is None
+    assert ss["pg_game"].result is None
 
 
 def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
@@ -187,6 +187,31 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     total = sum(game.score_guess(lm, game.parse_game_sentence(s), g).points for s, g in zip(sents, ["cat", "bread"]))
     assert any(f"You scored **{total}**" in s.value for s in at.success)
     assert len(at.dataframe[0].value) == 2
+
+
+def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir, lm):
+    sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["model_name"] = str(tiny_mlm_dir)
+    at.query_params["game"] = game.encode_set(sents)
+    at.run()
+    at.switch_page("app_pages/playground.py").run()
+    assert any(f"Points come from BERT's rank for your guess: {game.points_rule()}." in m.value for m in at.markdown)
+    at.button(key="pg_game_skip").click().run()
+    assert {m.label: m.value for m in at.metric} == {"Round": "2 of 2", "Score": "0"}
+    at.text_input(key="pg_game_guess").input("bread")
+    at.button[0].click().run()
+    bread = game.score_guess(lm, game.parse_game_sentence(sents[1]), "bread")
+    assert any(f"(including {game.ANSWER_BONUS} for the original word)" in b.value for b in [*at.success, *at.info])
+    at.button(key="pg_game_next").click().run()
+    table = at.dataframe[0].value
+    assert table["sentence"].tolist() == ["the cat sat on the mat .", "the king ate the bread ."]
+    assert table.iloc[0][["your guess", "BERT's probability", "rank", "points", "BERT's top word"]].tolist() == \
+        ["(skipped)", "–", "–", 0, "–"]
+    assert table.iloc[1][["your guess", "rank", "points", "BERT's top word"]].tolist() == \
+        ["bread", f"{bread.guess.rank:,}", bread.points, bread.top[0][0]]
+    assert any(f"You scored **{bread.points}** of {2 * 120} points" in x.value for x in at.success)
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
 
 
 def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
