@@ -19,8 +19,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .loaded import InputError, LoadedModel
-from .mlm import MASK_PATTERN, CandidateScore, predict, prepare, score_candidates, word_pieces
+from .loaded import MASK_PATTERN, InputError, LoadedModel
+from .mlm import CandidateScore, predict, prepare, score_candidates, word_pieces
 
 
 # Everyday sentences; the word in {braces} is hidden. Each is one wordpiece in BERT's uncased vocabulary.
