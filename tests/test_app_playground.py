@@ -24,6 +24,18 @@ def open_page(folder, **state) -> AppTest:
     return at
 
 
+def open_link(folder=None, **params) -> AppTest:
+    """A fresh session opens the playground through a link with these query parameters (?game=…, ?model=…)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    if folder is not None:
+        at.session_state["model_name"] = str(folder)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("app_pages/playground.py").run()
+    return at
+
+
 @pytest.fixture(scope="module")
 def lm(tiny_mlm_dir):
     return load_model(str(tiny_mlm_dir), device="cpu")
@@ -170,11 +182,7 @@ def test_game_round_guess_score_next(tiny_mlm_dir, lm):
 
 def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = game.encode_set(sents)
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game=game.encode_set(sents))
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
     assert any("shared set of 2 sentences" in c.value for c in at.caption)
@@ -191,11 +199,7 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
 
 def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir, lm):
     sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = game.encode_set(sents)
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game=game.encode_set(sents))
     assert any(f"Points come from BERT's rank for your guess: {game.points_rule()}." in m.value for m in at.markdown)
     at.button(key="pg_game_skip").click().run()
     assert {m.label: m.value for m in at.metric} == {"Round": "2 of 2", "Score": "0"}
@@ -215,11 +219,7 @@ def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir
 
 
 def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = "not-a-real-code"
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game="not-a-real-code")
     assert any("damaged" in e.value for e in at.error) and not at.exception
     at.text_area(key="pg_game_own").input("The {cat} sat.\n{a} {b}\nThe <b>{dog}</b> ran.").run()
     assert any("line 2" in w.value for w in at.warning)
@@ -232,21 +232,13 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
 
 
 def test_a_shared_game_link_pins_the_model(tiny_mlm_dir):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = game.encode_set(["The {dog} ran."])  # opens the game tab
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game=game.encode_set(["The {dog} ran."]))  # opens the game tab
     at.text_area(key="pg_game_own").input("The {cat} sat.").run()
     link = at.code[0].value
     code = link.split("?game=")[1].split("&")[0]
     assert link.endswith("&model=" + urllib.parse.quote(str(tiny_mlm_dir), safe=""))
 
-    pupil = AppTest.from_file(APP, default_timeout=60)  # a fresh session opens the link: bundled by default …
-    pupil.query_params["game"] = code
-    pupil.query_params["model"] = str(tiny_mlm_dir)
-    pupil.run()
-    pupil.switch_page("app_pages/playground.py").run()
+    pupil = open_link(game=code, model=str(tiny_mlm_dir))  # a fresh session opens the link: bundled by default …
     assert not pupil.exception
     assert pupil.session_state["model_name"] == str(tiny_mlm_dir)  # … but the link picks the teacher's model
     assert {m.label: m.value for m in pupil.metric}["Round"] == "1 of 1"
