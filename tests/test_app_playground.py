@@ -216,6 +216,9 @@ def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir
         ["bread", f"{bread.guess.rank:,}", bread.points, bread.top[0][0]]
     assert any(f"You scored **{bread.points}** of {2 * 120} points" in x.value for x in at.success)
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    at.button(key="pg_game_again").click().run()  # the same set again, in the same order, from 0 points
+    assert {m.label: m.value for m in at.metric} == {"Round": "1 of 2", "Score": "0"}
+    assert at.session_state["pg_game"].item.answer == "cat" and not at.dataframe
 
 
 def test_damaged_link_and_teacher_panel(tiny_mlm_dir):

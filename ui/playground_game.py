@@ -61,6 +61,10 @@ def on_next() -> None:
     start(state().next())
 
 
+def on_again() -> None:
+    start(state().restart())
+
+
 def load_shared_set() -> None:
     """A teacher's link (?game=...) starts that set once per link."""
     code = st.query_params.get("game")
@@ -111,9 +115,7 @@ def game_over_view(s: game.GameState) -> None:
     st.success(f"Game over! You scored **{s.score}** of {s.max_score} points.")
     if s.history:
         st.dataframe(history_table(s.history), hide_index=True)
-    if st.button("Play again", key="pg_game_again", type="primary", icon=":material/replay:"):
-        start(s.restart())
-        st.rerun()
+    st.button("Play again", key="pg_game_again", type="primary", icon=":material/replay:", on_click=on_again)
 
 
 def guess_view(s: game.GameState, lm) -> None:
