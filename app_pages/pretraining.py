@@ -119,7 +119,8 @@ def settings_form(lm, locked: bool) -> pretraining.LabSettings:
 def explanations(s: pretraining.LabSettings, vocab: int) -> None:
     right, warmup = rv.schedule_preview(s, "pt", "Learning-rate schedule of this run")
     after = "stays there" if s.schedule == "constant" else f"decays to 0 ({s.schedule})"
-    right.markdown(rv.lab_text("pretraining_warmup", lr=s.lr, warmup=warmup, after=after))
+    right.markdown(rv.lab_text("pretraining_warmup", lr=s.lr, warmup=warmup, steps="step" if warmup == 1 else "steps",
+                               after=after))
     tokens = s.batch_size * s.seq_len
     with st.expander("What these knobs do (with this model's numbers)", expanded=False):
         st.markdown(rv.lab_text("pretraining_knobs", batch=s.batch_size, seq_len=s.seq_len, tokens=tokens,
