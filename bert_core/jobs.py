@@ -76,8 +76,9 @@ class RunSettings:
 class Watcher:
     """What a lab measures on the model it trains, run by the worker in eval mode without gradients.
 
-    ``prepare`` runs once before step 0; ``snapshot`` at step 0, every ``every`` steps and at the last step (its
-    results are ``JobView.snapshots``); ``report`` once after training (``JobView.report``).
+    ``prepare`` runs once before step 0; ``snapshot`` at step 0, every ``every`` steps and at the last step (it
+    returns an object with a ``step``; they are ``JobView.snapshots``); ``report`` once after training
+    (``JobView.report``).
     """
 
     every = 0  # steps between snapshots (0 = none)
