@@ -17,7 +17,7 @@ import importlib.util
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,8 @@ import torch
 
 from . import jobs, training
 from .model import Bert, init_weights
-from .training import ClassificationObjective, TrainConfig
+from .jobs import RunSettings
+from .training import ClassificationObjective
 
 MAX_ROWS = 200_000  # rows read from a CSV
 MAX_CSV_BYTES = 20 * 1024 * 1024
@@ -148,10 +149,15 @@ def sentiment_data(min_confidence: float = 0.0) -> LabelledData:
 
 @dataclass(frozen=True)
 class Split:
-    train: tuple[tuple[str, int], ...]
+    train: tuple[tuple[str, int], ...]  # (text, label index)
     test: tuple[tuple[str, int], ...]
     names: tuple[str, ...]
     source: str
+
+    @property
+    def majority_baseline(self) -> float:
+        """Held-out accuracy of always answering the biggest class."""
+        return float(np.bincount([y for _, y in self.test], minlength=len(self.names)).max() / max(1, len(self.test)))
 
 
 def split(data: LabelledData, n_train: int, n_test: int, seed: int = 0) -> Split:
@@ -199,21 +205,25 @@ def trainable_parameters(model: Bert) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def parameter_counts(base: Bert, n_classes: int) -> dict[str, int]:
+    """Weights of ``base``'s encoder (without the pooler), of the pooler and of a fresh ``n_classes`` classifier."""
+    d = base.config.hidden_size
+    encoder = sum(p.numel() for n, p in base.named_parameters() if n.startswith("bert.") and "pooler" not in n)
+    return {"encoder": encoder, "pooler": d * d + d, "head": d * n_classes + n_classes}
+
+
 # --- what the lab shows -----------------------------------------------------------------------------------------
 
-@torch.no_grad()
 def cls_vectors(model: Bert, objective: ClassificationObjective, texts: Sequence[str]) -> np.ndarray:
     """The last layer's [CLS] vector of each text (what the task head reads, before the pooler): (N, D)."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(texts), 64):
-        b = objective._collate([(t, 0) for t in texts[i:i + 64]])
-        h = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
-                         b["attention_mask"].to(device)).last_hidden_state[:, 0]
-        out.append(h.float().cpu().numpy())
-    model.train(was)
+    with jobs.evaluating(model):
+        device = next(model.parameters()).device
+        out = []
+        for i in range(0, len(texts), 64):
+            b = objective._collate([(t, 0) for t in texts[i:i + 64]])
+            h = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
+                             b["attention_mask"].to(device)).last_hidden_state[:, 0]
+            out.append(h.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
 
 
@@ -226,96 +236,138 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
     return PCA(n_components=2, random_state=0).fit_transform(vectors.astype(np.float64))
 
 
-def report(gold: Sequence[int], probs: np.ndarray, names: Sequence[str]) -> dict:
-    """Accuracy, macro F1, the confusion matrix and per-class precision/recall/F1 (scikit-learn)."""
+@dataclass(frozen=True)
+class Mistake:
+    text: str
+    true: str
+    predicted: str
+    confidence: float  # the model's probability of its (wrong) answer
+
+
+@dataclass(frozen=True)
+class FinetuneReport:
+    """How a fine-tuned classifier does on the held-out examples: everything the lab shows after a run."""
+
+    names: tuple[str, ...]  # class names, in label order
+    accuracy: float
+    macro_f1: float
+    majority_baseline: float  # accuracy of always answering the biggest class
+    confusion: np.ndarray  # (C, C) counts: row = true class, column = predicted
+    per_class: pd.DataFrame  # class, precision, recall, F1, examples (scikit-learn)
+    n_train: int
+    n_test: int
+    n_wrong: int
+    mistakes: tuple[Mistake, ...]  # the most confident wrong answers, most confident first
+    test_probs: np.ndarray  # (n_test, C) class probabilities
+    cls_before: np.ndarray | None = None  # (P, 2) [CLS] vectors of the first P held-out texts (PCA), before training
+    cls_after: np.ndarray | None = None  # the same texts after training
+    cls_points: tuple[tuple[str, int], ...] = ()  # those P held-out (text, label) rows
+
+    def summary(self) -> dict:
+        """The headline numbers (JSON-ready)."""
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "majority_baseline": self.majority_baseline}
+
+
+def report(data: Split, probs: np.ndarray, cls_before: np.ndarray | None = None, cls_after: np.ndarray | None = None,
+           n_mistakes: int = 10) -> FinetuneReport:
+    """Accuracy, macro F1, the confusion matrix and per-class precision/recall/F1 (scikit-learn) of ``probs`` (N, C)
+    on ``data.test``, with the baseline and the most confident mistakes."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+    names, gold = data.names, [y for _, y in data.test]
     labels = list(range(len(names)))
-    pred = np.asarray(probs).argmax(-1)
-    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
-    return {"accuracy": float(accuracy_score(gold, pred)),
-            "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
-            "confusion": confusion_matrix(gold, pred, labels=labels),
-            "per_class": pd.DataFrame({"class": list(names), "precision": p, "recall": r, "F1": f, "examples": s}),
-            "majority_baseline": float(np.bincount(np.asarray(gold), minlength=len(names)).max() / max(1, len(gold)))}
+    probs = np.asarray(probs)
+    pred = probs.argmax(-1)
+    p, r, f, n = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
+    wrong = sorted((i for i, y in enumerate(gold) if pred[i] != y), key=lambda i: -float(probs[i, pred[i]]))
+    return FinetuneReport(
+        names=tuple(names), accuracy=float(accuracy_score(gold, pred)),
+        macro_f1=float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
+        majority_baseline=data.majority_baseline, confusion=confusion_matrix(gold, pred, labels=labels),
+        per_class=pd.DataFrame({"class": list(names), "precision": p, "recall": r, "F1": f, "examples": n}),
+        n_train=len(data.train), n_test=len(data.test), n_wrong=len(wrong),
+        mistakes=tuple(Mistake(data.test[i][0], names[gold[i]], names[pred[i]], float(probs[i, pred[i]]))
+                       for i in wrong[:n_mistakes]),
+        test_probs=probs, cls_before=cls_before, cls_after=cls_after,
+        cls_points=data.test[:len(cls_after)] if cls_after is not None else ())
 
 
 # --- the lab's job ----------------------------------------------------------------------------------------------
 
+DEFAULT_LR = {FULL: 5e-5, HEAD: 1e-3}  # a fresh head on a frozen encoder can take much bigger steps
+
+
 @dataclass(frozen=True)
-class FinetuneSettings:
+class FinetuneSettings(RunSettings):
+    """Everything the fine-tuning lab lets a student choose (the shared knobs in ``jobs.RunSettings``)."""
+
+    lr: float = DEFAULT_LR[FULL]
     mode: str = FULL  # full: every weight learns | head: frozen encoder, only pooler + classifier
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 5e-5
-    warmup_ratio: float = 0.1
-    schedule: str = "linear"
     max_len: int = 64
     n_train: int = 2000
     n_test: int = 300
-    mixed_precision: str = "no"
-    seed: int = 0
-
-    def train_config(self, device: str = "auto") -> TrainConfig:
-        return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_ratio=self.warmup_ratio,
-                           schedule=self.schedule, mixed_precision=self.mixed_precision, seed=self.seed,
-                           eval_every=max(1, self.steps // 8), device=device)
 
     def epochs(self, n_train: int) -> float:
         return self.steps * self.batch_size / max(1, n_train)
 
 
-def finetune_job(lm, s: FinetuneSettings, data: Split, owner: str = "",
-                 heartbeat_timeout: float = jobs.HEARTBEAT_TIMEOUT_S) -> jobs.Job:
-    """A job fine-tuning a private copy of ``lm``'s encoder on ``data``. Its results (``JobView.results``) hold the
-    [CLS] projections before/after, the test-set probabilities and the report."""
+def prepare(lm, s: FinetuneSettings, data: Split) -> tuple[Bert, ClassificationObjective, object]:
+    """(model with a fresh classifier, objective on ``data``, a tokenizer of its own) for one run."""
     from .loading import load_tokenizer
 
-    device = str(lm.device)
-    n_points = min(PROJECTION_POINTS, len(data.test))
-    point_texts = [t for t, _ in data.test[:n_points]]
+    tok = load_tokenizer(lm.folder)  # its own tokenizer: fast tokenizers are not safe to share across threads
+    model = classifier_model(lm.model, data.names, s.mode, s.seed)
+    return model, ClassificationObjective(tok, list(data.train), list(data.test), max_len=s.max_len), tok
 
-    def build():
-        tok = load_tokenizer(lm.folder)  # its own tokenizer: fast tokenizers are not safe to share across threads
-        model = classifier_model(lm.model, data.names, s.mode, s.seed)
-        objective = ClassificationObjective(tok, list(data.train), list(data.test), max_len=s.max_len)
-        return model, objective, tok
 
-    def inspect(model: Bert, objective: ClassificationObjective, phase: str) -> dict:
-        out = {f"cls_{phase}": project_2d(cls_vectors(model, objective, point_texts))}
-        if phase == "after":
-            probs = objective.predict(model, [t for t, _ in data.test])
-            out.update(test_probs=probs, report=report([y for _, y in data.test], probs, data.names))
-        return out
+class Measure(jobs.Watcher):
+    """The fine-tuning job's watcher: the [CLS] vectors before training, the ``FinetuneReport`` after."""
 
+    def __init__(self, data: Split):
+        self.data = data
+        self.point_texts = [t for t, _ in data.test[:PROJECTION_POINTS]]
+        self.cls_before: np.ndarray | None = None
+
+    def prepare(self, model: Bert, objective: ClassificationObjective, tokenizer) -> None:
+        self.cls_before = project_2d(cls_vectors(model, objective, self.point_texts))
+
+    def report(self, model: Bert, objective: ClassificationObjective) -> FinetuneReport:
+        probs = objective.predict(model, [t for t, _ in self.data.test])
+        return report(self.data, probs, self.cls_before, project_2d(cls_vectors(model, objective, self.point_texts)))
+
+
+def finetune_job(lm, s: FinetuneSettings, data: Split, owner: str = "",
+                 heartbeat_timeout: float = jobs.HEARTBEAT_TIMEOUT_S, clock=None) -> jobs.Job:
+    """A job fine-tuning a private copy of ``lm``'s encoder on ``data``; ``JobView.report`` is a FinetuneReport."""
     what = f"{lm.name}: {'fine-tuning every weight' if s.mode == FULL else 'training the head only'}"
     extra = {"bert_lab_run": {"task": "sequence classification", "data": data.source, "base": lm.name,
-                              "settings": {k: getattr(s, k) for k in s.__dataclass_fields__}}}
-    return jobs.Job(what, s.train_config(device), build, owner=owner, heartbeat_timeout=heartbeat_timeout,
-                    extra_config=extra, inspect=inspect)
+                              "settings": asdict(s)}}
+    return jobs.Job(what, s.train_config(str(lm.device)), lambda: prepare(lm, s, data), watcher=Measure(data),
+                    owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra, clock=clock)
 
 
 # --- CLI ----------------------------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> None:
+    d = asdict(FinetuneSettings())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--csv", type=Path, help="a CSV with a text and a label column (default: tweet sentiment)")
     ap.add_argument("--text-column")
     ap.add_argument("--label-column")
-    ap.add_argument("--mode", choices=[FULL, HEAD], default=FULL)
-    ap.add_argument("--train", type=int, default=2000, help="training examples")
-    ap.add_argument("--test", type=int, default=300, help="held-out examples")
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--max-len", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mode", choices=[FULL, HEAD], default=d["mode"])
+    ap.add_argument("--train", type=int, default=d["n_train"], help="training examples")
+    ap.add_argument("--test", type=int, default=d["n_test"], help="held-out examples")
+    ap.add_argument("--steps", type=int, default=d["steps"])
+    ap.add_argument("--batch-size", type=int, default=d["batch_size"])
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: " +
+                    ", ".join(f"{v:g} with --mode {k}" for k, v in DEFAULT_LR.items()) + ")")
+    ap.add_argument("--max-len", type=int, default=d["max_len"])
+    ap.add_argument("--seed", type=int, default=d["seed"])
     ap.add_argument("--out", type=Path, help="save the fine-tuned model here (a Hugging Face folder)")
     args = ap.parse_args(argv)
 
     from .loading import load_model
-    from .loading import load_tokenizer
 
     if args.csv:
         df = read_csv(args.csv)
@@ -325,11 +377,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         data = sentiment_data()
     sp = split(data, args.train, args.test, args.seed)
     lm = load_model(args.model)
-    s = FinetuneSettings(mode=args.mode, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         max_len=args.max_len, n_train=args.train, n_test=args.test, seed=args.seed)
-    tok = load_tokenizer(lm.folder)
-    model = classifier_model(lm.model, sp.names, s.mode, s.seed)
-    objective = ClassificationObjective(tok, list(sp.train), list(sp.test), max_len=s.max_len)
+    s = FinetuneSettings(mode=args.mode, steps=args.steps, batch_size=args.batch_size,
+                         lr=DEFAULT_LR[args.mode] if args.lr is None else args.lr, max_len=args.max_len,
+                         n_train=args.train, n_test=args.test, seed=args.seed)
+    model, objective, tok = prepare(lm, s, sp)
     print(f"{len(sp.train)} train / {len(sp.test)} test rows, classes {list(sp.names)}; "
           f"{trainable_parameters(model):,} trainable parameters; {s.epochs(len(sp.train)):.2f} epochs", flush=True)
     print("before:", training.evaluate(model, objective), flush=True)
@@ -340,9 +391,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                   + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items()), flush=True)
 
     training.train(model, objective, s.train_config("auto"), callback=on_step)
-    r = report([y for _, y in sp.test], objective.predict(model, [t for t, _ in sp.test]), sp.names)
-    print(json.dumps({k: r[k] for k in ("accuracy", "macro_f1", "majority_baseline")}))
-    print("confusion (rows = truth, columns = prediction):\n", r["confusion"])
+    r = report(sp, objective.predict(model, [t for t, _ in sp.test]))
+    print(json.dumps(r.summary()))
+    print("confusion (rows = truth, columns = prediction):\n", r.confusion)
     if args.out:
         training.save_checkpoint(model.cpu(), tok, args.out)
         print("saved", args.out)

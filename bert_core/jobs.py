@@ -1,18 +1,21 @@
-"""Training jobs for the app: ``training.train`` in a daemon thread, one at a time per process, watched by a page.
+"""The job runner: ``training.train`` in a daemon thread, one job at a time per process, watched by a page.
 
-    job = jobs.RUNNER.submit(jobs.Job("MLM", cfg, build=lambda: (model, objective, tokenizer), probes=probes))
-    view = job.view()        # a consistent copy of the progress: status, StepEvents, probe snapshots, checkpoint
+    job = jobs.RUNNER.submit(jobs.Job("MLM", cfg, build=lambda: (model, objective, tokenizer), watcher=w))
+    view = job.view()        # a consistent copy of the progress: status, StepEvents, snapshots, report, checkpoint
     job.heartbeat()          # the page calls this on every poll; without it the job stops itself after 30 s
     job.cancel()             # stops before the next optimizer step
 
 The worker trains a PRIVATE model (built inside ``build``), never the shared cached one. Only one job trains at a
 time: later ones wait, with status ``waiting``. A job whose page has gone (no heartbeat) stops; steps and wall time
-are capped. At the end the model is saved as a Hugging Face folder under ``RUNS_DIR`` for the page to offer.
+are capped (measured on the job's ``clock``, which tests replace). A lab's ``Watcher`` measures the model while it
+trains (``snapshot``) and once after (``report``). At the end the model is saved as a Hugging Face folder under
+``RUNS_DIR`` for the page to offer. The labs' own jobs are ``pretraining.lab_job`` and ``finetune.finetune_job``.
 No Streamlit here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import shutil
@@ -20,15 +23,14 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
-import numpy as np
 import torch
 
 from . import training
-from .loaded import top_k_at
 from .model import Bert
 from .training import StepEvent, TrainConfig
 
@@ -37,7 +39,6 @@ MAX_STEPS = 5000  # hard cap on any job's optimizer steps
 MAX_SECONDS = 30 * 60  # hard cap on any job's training time
 RUNS_DIR = Path(tempfile.gettempdir()) / "bert-lab-runs"
 KEEP_RUNS = 24  # checkpoints kept on disk per process (oldest deleted first)
-ATTENTION_PROBE = "The cat sat on the mat because it was tired."
 
 WAITING, PREPARING, RUNNING, SAVING = "waiting", "preparing", "running", "saving"
 DONE, CANCELLED, STOPPED, FAILED = "done", "cancelled", "stopped", "failed"
@@ -46,20 +47,50 @@ ACTIVE = (WAITING, PREPARING, RUNNING, SAVING)
 _ids = itertools.count(1)
 
 
-@dataclass(frozen=True)
-class ProbePrediction:
-    sentence: str
-    tokens: tuple[str, ...]  # top-k at the (first) [MASK], most likely first
-    probs: tuple[float, ...]
+def monotonic() -> float:
+    """The clock of a job's heartbeat and time limit unless the job is given another (tests pass a manual one)."""
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """What the model does on fixed probes at one step."""
+class RunSettings:
+    """The optimisation knobs every lab run has; the labs' settings (``pretraining.LabSettings``,
+    ``finetune.FinetuneSettings``) add their own. The labs' pages and the CLI take their defaults from here."""
 
-    step: int
-    probes: tuple[ProbePrediction, ...]
-    attentions: np.ndarray | None  # (L, H, T, T) on the attention probe sentence
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 5e-5  # peak learning rate
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"  # linear | cosine | constant
+    mixed_precision: str = "no"  # no | bf16
+    seed: int = 0
+    evaluations: ClassVar[int] = 8  # held-out evaluations per run (plus one at step 0)
+
+    def train_config(self, device: str = "auto") -> TrainConfig:
+        return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           warmup_ratio=self.warmup_ratio, schedule=self.schedule,
+                           mixed_precision=self.mixed_precision, seed=self.seed,
+                           eval_every=max(1, self.steps // self.evaluations), device=device)
+
+
+class Watcher:
+    """What a lab measures on the model it trains, run by the worker in eval mode without gradients.
+
+    ``prepare`` runs once before step 0; ``snapshot`` at step 0, every ``every`` steps and at the last step (it
+    returns an object with a ``step``; they are ``JobView.snapshots``); ``report`` once after training
+    (``JobView.report``).
+    """
+
+    every = 0  # steps between snapshots (0 = none)
+
+    def prepare(self, model: Bert, objective, tokenizer) -> None:
+        pass
+
+    def snapshot(self, model: Bert, step: int) -> object:
+        raise NotImplementedError
+
+    def report(self, model: Bert, objective) -> object | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,13 +105,12 @@ class JobView:
     max_steps: int
     history: tuple[StepEvent, ...]
     evals: tuple[tuple[int, dict[str, float]], ...]  # (step, held-out metrics)
-    snapshots: tuple[Snapshot, ...]
-    probe_tokens: tuple[str, ...]  # tokens of the attention probe sentence
+    snapshots: tuple  # what the job's Watcher.snapshot measured, in step order
+    report: object | None  # what the job's Watcher.report returned after training
     checkpoint: Path | None
     error: str | None
     created: float
-    seq_per_s: float = 0.0  # training throughput, not counting the probes and evaluations
-    results: dict = field(default_factory=dict)  # what the job's ``inspect`` hook returned before/after training
+    seq_per_s: float = 0.0  # training throughput, not counting the snapshots and evaluations
 
     @property
     def step(self) -> int:
@@ -95,49 +125,38 @@ class JobView:
         return min(1.0, self.step / max(1, self.max_steps))
 
 
-@dataclass
-class Probes:
-    """Fixed inputs the worker runs every ``every`` steps: cloze sentences and one sentence for attention maps."""
-
-    sentences: Sequence[str]
-    attention_sentence: str = ATTENTION_PROBE
-    every: int = 10
-    top_k: int = 5
-
-
 class Job:
     """One training run. ``build()`` runs in the worker and returns (private model, objective, tokenizer)."""
 
     def __init__(self, title: str, cfg: TrainConfig, build: Callable[[], tuple[Bert, object, object]],
-                 probes: Probes | None = None, owner: str = "", heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+                 watcher: Watcher | None = None, owner: str = "", heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
                  max_seconds: float = MAX_SECONDS, save: bool = True, extra_config: dict | None = None,
-                 inspect: Callable[[Bert, object, str], dict] | None = None):
+                 clock: Callable[[], float] | None = None):
         self.id = next(_ids)
         self.title, self.owner = title, owner
         self.cfg = replace(cfg, max_steps=max(1, min(cfg.max_steps, MAX_STEPS)))
-        self.build, self.probes, self.save, self.extra_config = build, probes, save, extra_config
-        self.inspect = inspect  # called in the worker with (model, objective, "before" | "after")
+        self.build, self.watcher, self.save, self.extra_config = build, watcher, save, extra_config
         self.heartbeat_timeout, self.max_seconds = heartbeat_timeout, max_seconds
+        self.clock = clock or monotonic  # heartbeat and time limit only; the speed is timed on the real clock
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._last_beat = time.monotonic()
+        self._last_beat = self.clock()
         self._status, self._message = WAITING, "Waiting to start."
         self._history: list[StepEvent] = []
         self._evals: list[tuple[int, dict[str, float]]] = []
-        self._snapshots: list[Snapshot] = []
-        self._probe_tokens: tuple[str, ...] = ()
+        self._snapshots: list = []
+        self._report: object | None = None
         self._checkpoint: Path | None = None
         self._error: str | None = None
         self._stop_reason: str | None = None
         self._seq_per_s = 0.0
-        self._results: dict = {}
         self.created = time.time()
         self.thread: threading.Thread | None = None
 
     # --- the page's side ------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
         """The page is still watching."""
-        self._last_beat = time.monotonic()
+        self._last_beat = self.clock()
 
     def cancel(self) -> None:
         self._stop_reason = self._stop_reason or "cancelled"
@@ -147,9 +166,9 @@ class Job:
         with self._lock:
             return JobView(id=self.id, title=self.title, owner=self.owner, status=self._status,
                            message=self._message, max_steps=self.cfg.max_steps, history=tuple(self._history),
-                           evals=tuple(self._evals), snapshots=tuple(self._snapshots),
-                           probe_tokens=self._probe_tokens, checkpoint=self._checkpoint, error=self._error,
-                           created=self.created, seq_per_s=self._seq_per_s, results=dict(self._results))
+                           evals=tuple(self._evals), snapshots=tuple(self._snapshots), report=self._report,
+                           checkpoint=self._checkpoint, error=self._error, created=self.created,
+                           seq_per_s=self._seq_per_s)
 
     @property
     def alive(self) -> bool:
@@ -180,11 +199,12 @@ class Job:
     def _should_stop(self, t_train0: float | None) -> bool:
         if self._cancel.is_set():
             return True
-        if time.monotonic() - self._last_beat > self.heartbeat_timeout:
+        now = self.clock()
+        if now - self._last_beat > self.heartbeat_timeout:
             self._stop_reason = "nobody is watching (the page was left or the tab closed)"
             self._cancel.set()
             return True
-        if t_train0 is not None and time.monotonic() - t_train0 > self.max_seconds:
+        if t_train0 is not None and now - t_train0 > self.max_seconds:
             self._stop_reason = f"the time limit of {self.max_seconds / 60:.0f} minutes was reached"
             self._cancel.set()
             return True
@@ -230,25 +250,25 @@ class Job:
         self._set(PREPARING, "Preparing: copying the model and tokenising the corpus…")
         model, objective, tok = self.build()
         self.build = None  # the closure may hold large inputs; the job keeps only its progress
-        probe = _ProbeRunner(model, tok, self.probes) if self.probes else None
-        if probe is not None:
-            with self._lock:
-                self._probe_tokens = probe.attention_tokens
-            self._record_snapshot(probe, 0)
-        self._inspect(model, objective, "before")
+        w = self.watcher
+        if w is not None:
+            with evaluating(model):
+                w.prepare(model, objective, tok)
+            if w.every:
+                self._snapshot(model, 0)
         if self.cfg.eval_every:
             m0 = training.evaluate(model, objective)
             with self._lock:
                 self._evals.append((0, m0))
         self._set(RUNNING, f"Training {self.title}…")
-        t0 = time.monotonic()
-        timing = {"last": time.monotonic(), "train": 0.0, "n": 0}
+        t0 = self.clock()
+        timing = {"start": time.perf_counter(), "last": time.perf_counter(), "train": 0.0, "n": 0}
 
         def on_step(ev: StepEvent) -> None:
             if ev.cancelled:
                 return
             if not ev.metrics:  # a step with an evaluation is not a fair sample of the speed
-                timing["train"] += time.monotonic() - timing["last"]
+                timing["train"] += time.perf_counter() - timing["last"]
                 timing["n"] += 1
             with self._lock:
                 self._history.append(ev)
@@ -257,18 +277,21 @@ class Job:
                 if timing["n"] and timing["train"] > 0:
                     self._seq_per_s = timing["n"] * self.cfg.batch_size * self.cfg.grad_accum / timing["train"]
                 self._message = f"Training {self.title}: step {ev.step} of {ev.max_steps}."
-            if probe is not None and (ev.step % max(1, self.probes.every) == 0 or ev.done):
-                self._record_snapshot(probe, ev.step)
+            if w is not None and w.every and (ev.step % w.every == 0 or ev.done):
+                self._snapshot(model, ev.step)
             self._should_stop(t0)  # sets the cancel event; train() stops before its next step
-            timing["last"] = time.monotonic()
+            timing["last"] = time.perf_counter()
 
         result = training.train(model, objective, self.cfg, callback=on_step, cancel=self._cancel)
-        if result.cancelled and probe is not None and result.steps and \
+        if result.cancelled and w is not None and w.every and result.steps and \
                 (not self._snapshots or self._snapshots[-1].step != result.steps):
-            self._record_snapshot(probe, result.steps)
-        if result.steps:
+            self._snapshot(model, result.steps)
+        if result.steps and w is not None:
             self._set(SAVING, "Measuring the trained model on the held-out examples…")
-            self._inspect(model, objective, "after")
+            with evaluating(model):
+                found = w.report(model, objective)
+            with self._lock:
+                self._report = found
         if self.save and result.steps:
             self._set(SAVING, "Saving the checkpoint…")
             folder = new_run_dir(self.id) / "checkpoint"
@@ -278,52 +301,25 @@ class Job:
         if result.cancelled:
             self._finish_stopped(result.steps)
         else:
-            self._set(DONE, f"Done: {result.steps} steps in {time.monotonic() - t0:.0f} s.")
+            self._set(DONE, f"Done: {result.steps} steps in {time.perf_counter() - timing['start']:.0f} s.")
 
-    def _inspect(self, model: Bert, objective, phase: str) -> None:
-        if self.inspect is not None:
-            found = self.inspect(model, objective, phase)
-            with self._lock:
-                self._results.update(found)
-
-    def _record_snapshot(self, probe: "_ProbeRunner", step: int) -> None:
-        snap = probe.snapshot(step)
+    def _snapshot(self, model: Bert, step: int) -> None:
+        with evaluating(model):
+            snap = self.watcher.snapshot(model, step)
         with self._lock:
             self._snapshots.append(snap)
 
 
-class _ProbeRunner:
-    """Runs the fixed probe inputs through the training model (in eval mode, without gradients)."""
-
-    def __init__(self, model: Bert, tok, probes: Probes):
-        self.model, self.probes = model, probes
-        self.tok = tok
-        self.cloze = []
-        for s in probes.sentences:
-            enc = tok(s, truncation=True, max_length=128, return_tensors="pt")
-            where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()
-            if len(where):
-                self.cloze.append((s, enc["input_ids"], enc["token_type_ids"], int(where[0, 0])))
-        att = tok(probes.attention_sentence, truncation=True, max_length=64, return_tensors="pt")
-        self.att_ids, self.att_tt = att["input_ids"], att["token_type_ids"]
-        self.attention_tokens = tuple(tok.convert_ids_to_tokens(att["input_ids"][0].tolist()))
-
-    @torch.no_grad()
-    def snapshot(self, step: int) -> Snapshot:
-        m = self.model
-        was_training = m.training
-        m.eval()
-        device = next(m.parameters()).device
-        preds = []
-        if m.has_mlm_head:
-            for s, ids, tt, pos in self.cloze:
-                top = top_k_at(m, ids.to(device), [pos], self.probes.top_k, token_type_ids=tt.to(device))
-                (pairs,) = top.pairs(self.tok)
-                preds.append(ProbePrediction(s, tuple(t for t, _ in pairs), tuple(p for _, p in pairs)))
-        out = m.encode(self.att_ids.to(device), self.att_tt.to(device), output_attentions=True)
-        att = np.stack([a[0].float().cpu().numpy() for a in out.attentions])  # (L, H, T, T)
-        m.train(was_training)
-        return Snapshot(step=step, probes=tuple(preds), attentions=att)
+@contextlib.contextmanager
+def evaluating(model: Bert) -> Iterator[Bert]:
+    """The model in eval mode without gradients for the block; its training mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 class JobRunner:

@@ -1,22 +1,30 @@
 """The pretraining lab's job: continue MLM(+NSP) training of a checkpoint, or pretrain a tiny BERT from scratch.
 
     job = jobs.RUNNER.submit(lab_job(lm, LabSettings(steps=200)))
+    job.view().snapshots      # (Snapshot, ...): the probe sentences' guesses and the attention maps every few steps
 
-Mirrors ``finetune``: settings dataclass -> job on a private copy of the model, run by ``jobs.RUNNER``.
+Mirrors ``finetune``: settings dataclass -> job on a private copy of the model, run by ``jobs.RUNNER``; what the
+lab watches while it trains is a typed ``Snapshot``. No Streamlit here.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from . import training
-from .jobs import HEARTBEAT_TIMEOUT_S, Job, Probes
+from .jobs import HEARTBEAT_TIMEOUT_S, Job, JobView, RunSettings, Watcher
+from .loaded import top_k_at
 from .loading import tiny_bert, vocab_size, with_heads
-from .training import TrainConfig
+from .model import Bert
+
+CONTINUE, SCRATCH = "continue", "scratch"
+DEFAULT_LR = {CONTINUE: 1e-4, SCRATCH: 1e-3}  # a fresh model takes bigger steps than a trained one
+ATTENTION_PROBE = "The cat sat on the mat because it was tired."
 
 
 @dataclass
@@ -47,35 +55,83 @@ def lab_corpus(n_train: int, n_heldout: int = 128) -> LabCorpus:
 
 
 @dataclass(frozen=True)
-class LabSettings:
-    """Everything the pretraining lab lets a student choose."""
+class LabSettings(RunSettings):
+    """Everything the pretraining lab lets a student choose (the shared knobs in ``jobs.RunSettings``)."""
 
-    mode: str = "continue"  # continue: the picked model (MLM head added if missing) | scratch: a fresh tiny BERT
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4
-    warmup_ratio: float = 0.1
-    schedule: str = "linear"
+    lr: float = DEFAULT_LR[CONTINUE]
+    mode: str = CONTINUE  # continue: the picked model (MLM head added if missing) | scratch: a fresh tiny BERT
     mlm_prob: float = 0.15
     whole_word: bool = False
     nsp: bool = False
-    mixed_precision: str = "no"  # no | bf16
     seq_len: int = 64
     n_texts: int = 5000
     scratch_layers: int = 2
     scratch_hidden: int = 128
     scratch_heads: int = 2
-    seed: int = 0
+    evaluations: ClassVar[int] = 20
 
-    def train_config(self, device: str = "auto") -> TrainConfig:
-        every = max(1, self.steps // 20)
-        return TrainConfig(max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           warmup_ratio=self.warmup_ratio, schedule=self.schedule,
-                           mixed_precision=self.mixed_precision, seed=self.seed, eval_every=every, device=device)
 
+# --- what the lab watches -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProbePrediction:
+    sentence: str
+    tokens: tuple[str, ...]  # top-k at the (first) [MASK], most likely first
+    probs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the model does on the fixed probes at one step."""
+
+    step: int
+    probes: tuple[ProbePrediction, ...]  # empty when the model has no MLM head
+    attentions: np.ndarray  # (L, H, T, T) on the attention probe sentence
+    tokens: tuple[str, ...]  # the attention probe sentence's T tokens
+
+
+class Probes(Watcher):
+    """Every ``every`` steps: the top-k guesses on cloze sentences and the attention maps of one sentence."""
+
+    def __init__(self, sentences: Sequence[str], every: int = 10, top_k: int = 5,
+                 attention_sentence: str = ATTENTION_PROBE):
+        self.sentences, self.attention_sentence = list(sentences), attention_sentence
+        self.every, self.top_k = every, top_k
+
+    def prepare(self, model: Bert, objective, tok) -> None:
+        self.tok, self.cloze = tok, []
+        for s in self.sentences:
+            enc = tok(s, truncation=True, max_length=128, return_tensors="pt")
+            where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()
+            if len(where):
+                self.cloze.append((s, enc["input_ids"], enc["token_type_ids"], int(where[0, 0])))
+        att = tok(self.attention_sentence, truncation=True, max_length=64, return_tensors="pt")
+        self.att_ids, self.att_tt = att["input_ids"], att["token_type_ids"]
+        self.attention_tokens = tuple(tok.convert_ids_to_tokens(att["input_ids"][0].tolist()))
+
+    def snapshot(self, model: Bert, step: int) -> Snapshot:
+        device = next(model.parameters()).device
+        preds = []
+        if model.has_mlm_head:
+            for s, ids, tt, pos in self.cloze:
+                top = top_k_at(model, ids.to(device), [pos], self.top_k, token_type_ids=tt.to(device))
+                (pairs,) = top.pairs(self.tok)
+                preds.append(ProbePrediction(s, tuple(t for t, _ in pairs), tuple(p for _, p in pairs)))
+        out = model.encode(self.att_ids.to(device), self.att_tt.to(device), output_attentions=True)
+        att = np.stack([a[0].float().cpu().numpy() for a in out.attentions])  # (L, H, T, T)
+        return Snapshot(step=step, probes=tuple(preds), attentions=att, tokens=self.attention_tokens)
+
+
+def scored_evals(v: JobView) -> list[tuple[int, dict[str, float]]]:
+    """The held-out evaluations that scored masked tokens (step, metrics)."""
+    return [(s, m) for s, m in v.evals if m.get("masked_tokens")]
+
+
+# --- the job ------------------------------------------------------------------------------------------------------
 
 def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None,
-            probe_sentences: Sequence[str] | None = None, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> Job:
+            probe_sentences: Sequence[str] | None = None, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+            clock=None) -> Job:
     """A pretraining-lab job on a private copy of ``lm.model`` (or a fresh tiny BERT) with ``lm``'s tokenizer."""
     from .corpus import PROBE_SENTENCES
     from .loading import load_tokenizer
@@ -85,7 +141,7 @@ def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None
 
     def build():
         tok = load_tokenizer(lm.folder)  # its own tokenizer: a fast tokenizer is not safe to share across threads
-        if s.mode == "scratch":
+        if s.mode == SCRATCH:
             model = tiny_bert(vocab_size(tok), s.scratch_layers, s.scratch_hidden, s.scratch_heads, nsp=s.nsp,
                               seed=s.seed)
         else:
@@ -94,8 +150,9 @@ def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None
                                           whole_word=s.whole_word, nsp=s.nsp, eval_size=len(corpus.heldout))
         return model, objective, tok
 
-    what = "a tiny BERT from scratch" if s.mode == "scratch" else f"{lm.name} (continued)"
+    what = "a tiny BERT from scratch" if s.mode == SCRATCH else f"{lm.name} (continued)"
     cfg = s.train_config(device)
-    probes = Probes(list(probe_sentences or PROBE_SENTENCES), every=cfg.eval_every)
-    extra = {"bert_lab_run": {"settings": {k: getattr(s, k) for k in s.__dataclass_fields__}, "base": lm.name}}
-    return Job(what, cfg, build, probes=probes, owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra)
+    probes = Probes(probe_sentences or PROBE_SENTENCES, every=cfg.eval_every)
+    extra = {"bert_lab_run": {"settings": asdict(s), "base": lm.name}}
+    return Job(what, cfg, build, watcher=probes, owner=owner, heartbeat_timeout=heartbeat_timeout,
+               extra_config=extra, clock=clock)

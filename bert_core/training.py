@@ -13,7 +13,7 @@ import math
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -86,6 +86,12 @@ def lr_at(step: int, cfg: TrainConfig, done: float | None = None) -> float:
     if cfg.schedule == "cosine":
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
     return cfg.lr * max(0.0, 1 - progress)
+
+
+def lr_schedule(cfg: TrainConfig) -> tuple[list[float], int]:
+    """The learning rate of every step (``lr_at``) and how many of the first steps warm up."""
+    warmup = sum(1 for step in range(cfg.max_steps) if step / max(1, cfg.max_steps) < cfg.warmup_ratio)
+    return [lr_at(step, cfg) for step in range(cfg.max_steps)], warmup
 
 
 def seed_everything(seed: int) -> None:
@@ -435,7 +441,3 @@ def save_checkpoint(model: Bert, tokenizer, folder: str | Path, extra_config: di
     save_file(sd, str(folder / "model.safetensors"))
     tokenizer.save_pretrained(str(folder))
     return folder
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-
 import json
-import time
 
 import numpy as np
 import pytest
@@ -18,12 +16,14 @@ from apptest_support import plotly_array as arr
 from bert_core import finetune as ft
 from bert_core import jobs, load_model
 from test_finetune import toy_data
+from test_jobs import ManualClock
 
 
 @pytest.fixture(autouse=True)
 def toy_tweets(monkeypatch, tmp_path):
     monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0: toy_data())
     monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(jobs, "monotonic", ManualClock())  # the pages' jobs never time out, however slow the machine
     st.cache_data.clear()
     yield
     for j in jobs.RUNNER.active():
@@ -49,13 +49,8 @@ def configure(at, steps: int = 30, lr: float = 3e-3) -> None:
 
 
 def finish(job, timeout: float = 300.0) -> bool:
-    """Wait for the job like a watching page: keep its heartbeat going (the machine may be slow)."""
-    deadline = time.monotonic() + timeout
-    while not job.join(0.5):
-        job.heartbeat()
-        if time.monotonic() > deadline:
-            return False
-    return True
+    """Wait for the job to end (its clock stands still, so no heartbeat is needed)."""
+    return job.join(timeout)
 
 
 wait_for = functools.partial(apptest_support.wait_for, timeout=90.0)
@@ -73,6 +68,16 @@ def test_data_view_shows_the_class_balance_and_the_schedule(tiny_dir):
     assert len(lr) == 100 and lr.max() == pytest.approx(5e-5)
     assert any("100 steps × 16 examples = 21 passes over the 77 training examples" in m.value for m in at.markdown)
     assert any("into 2 scores" in m.value for m in at.markdown)
+
+
+def test_the_page_starts_from_the_settings_defaults(tiny_dir):
+    at = open_lab(tiny_dir)
+    d = ft.FinetuneSettings()
+    shown = {k: at.session_state[f"ft_{k}"] for k in ("mode", "steps", "batch", "lr", "warmup", "schedule", "len",
+                                                       "train", "test", "bf16")}
+    assert shown == {"mode": d.mode, "steps": d.steps, "batch": d.batch_size, "lr": d.lr, "warmup": d.warmup_ratio,
+                     "schedule": d.schedule, "len": d.max_len, "train": d.n_train, "test": d.n_test, "bf16": False}
+    assert shown["steps"] == 200 and shown["lr"] == 5e-5
 
 
 def test_head_only_mode_changes_the_default_learning_rate_and_explains_it(tiny_dir):
@@ -102,19 +107,23 @@ def test_a_run_shows_live_curves_then_the_report_and_a_working_classifier(tiny_d
     np.testing.assert_allclose(arr(acc[0]["y"]), [m["accuracy"] for _, m in v.evals])
     assert v.evals[-1][1]["accuracy"] >= 0.85, v.evals
 
-    r = v.results["report"]
+    r = v.report
     cm = chart(at, "Confusion matrix (held-out)")["data"][0]
-    np.testing.assert_array_equal(arr(cm["text"]), r["confusion"])
+    np.testing.assert_array_equal(arr(cm["text"]), r.confusion)
     assert arr(cm["text"]).sum() == 19
     per_class = frame(at, "class", "precision", "recall", "F1", "examples")
     assert per_class["class"].tolist() == ["negative", "positive"]
-    assert per_class["examples"].tolist() == r["confusion"].sum(1).tolist()
+    assert per_class["examples"].tolist() == r.confusion.sum(1).tolist()
     scatter = chart(at, "The [CLS] vectors of held-out examples, squeezed to 2-D")["data"]
     assert len(scatter) == 4  # two classes × before/after
     np.testing.assert_allclose(np.concatenate([arr(s["x"]) for s in scatter[2:]]),
-                               np.concatenate([v.results["cls_after"][np.asarray([y for _, y in
+                               np.concatenate([r.cls_after[np.asarray([y for _, y in
                                                job_split(at).test]) == c, 0] for c in (0, 1)]))
-    assert any(f"Accuracy **{r['accuracy']:.1%}**" in m.value for m in at.markdown)
+    assert any(f"Accuracy **{r.accuracy:.1%}**" in m.value for m in at.markdown)
+    if r.n_wrong:  # the report's most confident mistakes, as the page shows them
+        mistakes = frame(at, "text", "true", "predicted", "confidence")
+        assert mistakes["text"].tolist() == [m.text for m in r.mistakes] and len(mistakes) == min(10, r.n_wrong)
+        assert any(f"({r.n_wrong} of 19 held-out examples are wrong)" in m.value for m in at.markdown)
 
     # try it: the page's bars are the checkpoint's own probabilities
     at.text_input(key="ft_try").input("i hate this bad film").run()

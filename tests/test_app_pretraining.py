@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 
-
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -14,6 +13,7 @@ from apptest_support import chart, open_page
 from apptest_support import plotly_array as arr
 from bert_core import jobs, pretraining
 from bert_core.training import TrainConfig, lr_at
+from test_jobs import ManualClock
 
 TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital of france.",
          "a king and a queen sat in the house.", "the sun is big and the moon is small."] * 10
@@ -23,6 +23,7 @@ TEXTS = ["the cat sat on the mat. the dog ate the bread.", "paris is the capital
 def tiny_corpus(monkeypatch, tmp_path):
     monkeypatch.setattr(pretraining, "lab_corpus", lambda n, n_heldout=128: pretraining.LabCorpus(TEXTS, TEXTS[:4], "tiny"))
     monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(jobs, "monotonic", ManualClock())  # the pages' jobs never time out, however slow the machine
     yield
     for j in jobs.RUNNER.active():
         j.cancel()
@@ -55,6 +56,18 @@ def test_lr_schedule_is_plotted_before_starting(tiny_dir):
     np.testing.assert_allclose(arr(line["y"]), expect)
     assert arr(line["y"]).argmax() == 19  # the peak right after 20 warm-up steps
     assert any("Why warm up?" in m.value and "first 20 steps" in m.value for m in at.markdown)
+
+
+def test_the_page_starts_from_the_settings_defaults(tiny_dir):
+    at = open_lab(tiny_dir)
+    d = pretraining.LabSettings()
+    keys = {"mode": "mode", "steps": "steps", "batch": "batch_size", "seq": "seq_len", "lr": "lr",
+            "warmup": "warmup_ratio", "schedule": "schedule", "prob": "mlm_prob", "wwm": "whole_word", "nsp": "nsp",
+            "corpus": "n_texts"}
+    assert {k: at.session_state[f"pt_{k}"] for k in keys} == {k: getattr(d, f) for k, f in keys.items()}
+    assert at.session_state["pt_steps"] == 200 and at.session_state["pt_lr"] == 1e-4
+    assert at.session_state["pt_bf16"] is False and at.session_state["pt_size"] == "tiny"
+    assert (d.scratch_layers, d.scratch_hidden, d.scratch_heads) == (2, 128, 2)  # the "tiny" size
 
 
 def test_switching_the_sidebar_model_keeps_the_lab_working(tiny_dir, tiny_mlm_dir):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from browser_fixtures import assert_no_exception, open_page, pick_model, wait_for_app
 
@@ -25,14 +24,14 @@ def slider_to(page, label: str, key: str) -> None:
 
 
 def loss_points(page, timeout: float = 120.0, more_than: int = 0) -> int:
-    deadline = time.monotonic() + timeout
-    n = -1
-    while time.monotonic() < deadline:
-        n = page.evaluate(LOSS_POINTS)
-        if n > more_than:
-            return n
-        time.sleep(0.3)
-    raise AssertionError(f"the loss curve did not grow past {more_than} points (last seen {n})")
+    """Wait until the page's loss curve has more than ``more_than`` points; how many it has then."""
+    try:
+        handle = page.wait_for_function(f"min => {{ const n = ({LOSS_POINTS})(); return n > min ? n : false; }}",
+                                        arg=more_than, timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the loss curve did not grow past {more_than} points "
+                             f"(last seen {page.evaluate(LOSS_POINTS)})") from None
+    return handle.json_value()
 
 
 def test_a_tiny_run_updates_the_loss_curve_live(browser_page, app_server, tiny_dir):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -106,11 +108,26 @@ def test_head_mode_freezes_the_encoder_and_keeps_its_weights(tiny_dir):
 def test_report_matches_scikit_learn_by_hand():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.4, 0.6]])
     gold = [0, 1, 1, 1, 0]
-    r = ft.report(gold, probs, ["neg", "pos"])
-    assert r["accuracy"] == pytest.approx(3 / 5)
-    np.testing.assert_array_equal(r["confusion"], [[1, 1], [1, 2]])
-    assert r["per_class"]["recall"].tolist() == pytest.approx([0.5, 2 / 3])
-    assert r["majority_baseline"] == pytest.approx(3 / 5)
+    data = ft.Split(train=(("x", 0),) * 7, test=tuple((f"text {i}", y) for i, y in enumerate(gold)),
+                    names=("neg", "pos"), source="by hand")
+    r = ft.report(data, probs)
+    assert r.accuracy == pytest.approx(3 / 5)
+    np.testing.assert_array_equal(r.confusion, [[1, 1], [1, 2]])
+    assert r.per_class["recall"].tolist() == pytest.approx([0.5, 2 / 3])
+    assert r.majority_baseline == pytest.approx(3 / 5) == data.majority_baseline
+    assert (r.n_train, r.n_test, r.n_wrong) == (7, 5, 2)
+    # the wrong answers, most confident first: text 2 (said neg at 0.6), text 4 (said pos at 0.6), ...
+    assert [(m.text, m.true, m.predicted) for m in r.mistakes] == [("text 2", "pos", "neg"), ("text 4", "neg", "pos")]
+    assert [m.confidence for m in r.mistakes] == pytest.approx([0.6, 0.6])
+    assert r.summary() == {"accuracy": r.accuracy, "macro_f1": r.macro_f1, "majority_baseline": r.majority_baseline}
+
+
+def test_confident_mistakes_are_sorted_and_capped():
+    probs = np.array([[0.55, 0.45], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.95, 0.05]])
+    data = ft.Split(train=(), test=tuple((f"t{i}", 1) for i in range(5)), names=("a", "b"), source="x")
+    r = ft.report(data, probs, n_mistakes=2)
+    assert r.n_wrong == 3 and [m.text for m in r.mistakes] == ["t4", "t2"]  # 0.95, then 0.8 (t0 at 0.55 is cut)
+    assert r.majority_baseline == 1.0 and r.cls_before is None and r.cls_points == ()
 
 
 def test_fine_tuning_a_tiny_model_learns_a_separable_task(tiny_dir):
@@ -137,15 +154,18 @@ def test_the_lab_job_reports_and_saves_a_checkpoint_transformers_reads(tiny_dir,
     v = job.view()
     assert v.status == jobs.DONE, v.message
     assert [st for st, _ in v.evals] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
-    r = v.results["report"]
-    probs = v.results["test_probs"]
+    r = v.report
+    assert isinstance(r, ft.FinetuneReport)
+    probs = r.test_probs
     assert probs.shape == (16, 2)
     gold = [y for _, y in sp.test]
     from sklearn.metrics import confusion_matrix
 
-    np.testing.assert_array_equal(r["confusion"], confusion_matrix(gold, probs.argmax(-1)))
-    assert r["accuracy"] == pytest.approx(v.evals[-1][1]["accuracy"])
-    assert v.results["cls_before"].shape == v.results["cls_after"].shape == (16, 2)
+    np.testing.assert_array_equal(r.confusion, confusion_matrix(gold, probs.argmax(-1)))
+    assert r.accuracy == pytest.approx(v.evals[-1][1]["accuracy"])
+    assert r.cls_before.shape == r.cls_after.shape == (16, 2)
+    assert r.cls_points == sp.test and (r.n_train, r.n_test) == (len(sp.train), 16)
+    assert r.names == sp.names and r.majority_baseline == sp.majority_baseline
 
     ours = load_model(str(v.checkpoint))
     assert ours.label_names == ["negative", "positive"]
@@ -195,4 +215,24 @@ def test_cli_fine_tunes_a_csv(tiny_dir, tmp_path, capsys):
              "--lr", "3e-3", "--max-len", "16", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert "80 train / 16 test rows, classes ['negative', 'positive']" in out
+    final = json.loads(next(line for line in out.splitlines() if line.startswith('{"accuracy"')))
+    assert set(final) == {"accuracy", "macro_f1", "majority_baseline"} and final["accuracy"] >= 0.9
     assert load_model(str(tmp_path / "out")).has_classifier
+
+
+def test_the_cli_takes_its_defaults_from_the_settings(monkeypatch):
+    seen = {}
+
+    def stop(sp_data, n_train, n_test, seed):
+        seen.update(n_train=n_train, n_test=n_test, seed=seed)
+        raise SystemExit
+
+    monkeypatch.setattr(ft, "sentiment_data", lambda: toy_data())
+    monkeypatch.setattr(ft, "split", stop)
+    with pytest.raises(SystemExit):
+        ft.main([])
+    d = ft.FinetuneSettings()
+    assert seen == {"n_train": d.n_train, "n_test": d.n_test, "seed": d.seed} == {"n_train": 2000, "n_test": 300,
+                                                                                   "seed": 0}
+    assert (d.steps, d.batch_size, d.lr, d.max_len) == (200, 16, 5e-5, 64)
+    assert ft.FinetuneSettings(mode=ft.HEAD).train_config().eval_every == 25  # 8 evaluations of 200 steps

@@ -1,10 +1,12 @@
-"""The job runner: trains a private copy in a thread, one job at a time, cancellable, stops when nobody watches."""
+"""The job runner: trains a private copy in a thread, one job at a time, cancellable, stops when nobody watches.
+
+Timeouts run on a ``ManualClock`` that the test moves on: no test waits for the wall clock to pass.
+"""
 
 from __future__ import annotations
 
 import functools
-
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -35,6 +37,21 @@ def no_job_left_behind(tmp_path, monkeypatch):
         assert j.join(30), "a job thread did not end"
 
 
+class ManualClock:
+    """A job clock that only moves when the test says so."""
+
+    def __init__(self):
+        self.now, self._lock = 1000.0, threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
 def settings(**kw) -> pretraining.LabSettings:
     return pretraining.LabSettings(**({"steps": 12, "batch_size": 4, "lr": 3e-3, "seq_len": 32} | kw))
 
@@ -57,7 +74,7 @@ def test_a_job_trains_a_copy_records_progress_and_saves(lm):
     assert v.snapshots[0].step == 0 and v.snapshots[-1].step == 12
     assert len(v.snapshots[-1].probes) == 2 and len(v.snapshots[-1].probes[0].tokens) == 5
     L, H = lm.config.num_hidden_layers, lm.config.num_attention_heads
-    T = len(v.probe_tokens)
+    T = len(v.snapshots[-1].tokens)
     assert v.snapshots[-1].attentions.shape == (L, H, T, T)
     np.testing.assert_allclose(v.snapshots[-1].attentions.sum(-1), 1.0, atol=1e-5)
     assert v.snapshots[0].probes != v.snapshots[-1].probes  # the guesses moved while it trained
@@ -111,36 +128,59 @@ def test_cancel_stops_the_thread_within_a_step(lm):
 
 
 def test_a_job_nobody_watches_stops_itself(lm):
-    job = submit(lm, settings(steps=5000), heartbeat_timeout=1.0)
-    t0 = time.monotonic()
+    clock = ManualClock()
+    job = submit(lm, settings(steps=5000), clock=clock)
+    wait_for(lambda: job.view().step >= 1)
+    assert job.view().status == jobs.RUNNING
+    clock.advance(jobs.HEARTBEAT_TIMEOUT_S + 1)  # no heartbeat for longer than the timeout
     assert job.join(30)
     v = job.view()
     assert v.status == jobs.STOPPED and "nobody is watching" in v.message
-    assert time.monotonic() - t0 < 25 and v.step < 5000
+    assert v.step < 5000
     job.discard()
 
 
 def test_heartbeats_keep_a_job_alive(lm):
-    job = submit(lm, settings(steps=5000), heartbeat_timeout=1.0)
-    t_end = time.monotonic() + 2.5
-    while time.monotonic() < t_end:
+    clock = ManualClock()
+    job = submit(lm, settings(steps=5000), clock=clock)
+    wait_for(lambda: job.view().step >= 1)
+    for _ in range(3):  # 3 × 0.7 timeouts since the start, but never a whole timeout without a heartbeat
+        clock.advance(0.7 * jobs.HEARTBEAT_TIMEOUT_S)
         job.heartbeat()
-        time.sleep(0.2)
+        seen = job.view().step
+        wait_for(lambda: job.view().step >= seen + 2)  # the worker has checked the clock since
     assert job.alive and job.view().status == jobs.RUNNING
-    job.cancel()
+    clock.advance(jobs.HEARTBEAT_TIMEOUT_S + 1)
+    assert job.join(30) and "nobody is watching" in job.view().message
+    job.discard()
+
+
+def test_a_job_stops_at_the_time_limit_and_keeps_what_it_learned(lm):
+    clock = ManualClock()
+    job = submit(lm, settings(steps=5000), clock=clock, heartbeat_timeout=2 * jobs.MAX_SECONDS)
+    wait_for(lambda: job.view().step >= 2)
+    clock.advance(jobs.MAX_SECONDS - 1)
+    seen = job.view().step
+    wait_for(lambda: job.view().step >= seen + 2)
+    assert job.view().status == jobs.RUNNING  # just under the limit
+    clock.advance(2)
     assert job.join(30)
+    v = job.view()
+    assert v.status == jobs.STOPPED and "the time limit of 30 minutes was reached" in v.message
+    assert v.checkpoint is not None and v.checkpoint.is_dir() and v.snapshots[-1].step == v.step
     job.discard()
 
 
 def test_a_waiting_job_nobody_watches_leaves_the_queue(lm):
-    first = submit(lm, settings(steps=5000))
+    first = submit(lm, settings(steps=5000), clock=ManualClock())  # its clock stands still: it never times out
     wait_for(lambda: first.view().status == jobs.RUNNING)
-    second = submit(lm, settings(steps=3), heartbeat_timeout=0.5)
-    t_end = time.monotonic() + 8
-    while second.alive and time.monotonic() < t_end:
-        first.heartbeat()
-        time.sleep(0.1)
+    clock = ManualClock()
+    second = submit(lm, settings(steps=3), clock=clock)
+    wait_for(lambda: "another training is running" in second.view().message)
+    clock.advance(jobs.HEARTBEAT_TIMEOUT_S + 1)
+    assert second.join(30)
     assert not second.alive and second.view().status == jobs.STOPPED and second.view().step == 0
+    assert first.view().status == jobs.RUNNING
     first.cancel()
     assert first.join(30)
     first.discard()

