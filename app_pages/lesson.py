@@ -43,14 +43,21 @@ step = lesson.STEPS[i]
 if not presenting():
     st.caption("BERT in 20 minutes · a guided lesson on the model loaded in this app. Turn on **Presenter mode** "
                "in the sidebar for the projector.")
-st.title(f"{i + 1}. {step.title}")
-st.markdown(step.explain)
+if presenting():
+    step_buttons("lesson_step", N, "top")
 with st.spinner("Running the model on this step's example…"):
     r = result(lm, model_key(lm), step.key)
-views.show(step.key, r, lm.name)
 q = r.question if r is not None and hasattr(r, "question") else (lesson.recap_question() if step.key == "recap" else None)
-if q is not None:
-    question(step, q, r)
-with st.expander("Talking points for the teacher", icon=":material/record_voice_over:"):
-    st.markdown("\n".join(f"- {t}" for t in step.talking_points))
+# On the projector: one screen, the words and the question on the left, the live view on the right.
+text_col, view_col = st.columns([5, 6], gap="large") if presenting() else (st.container(), st.container())
+with text_col:
+    st.title(f"{i + 1}. {step.title}")
+    st.markdown(step.explain)
+with view_col:
+    views.show(step.key, r, lm.name)
+with text_col:
+    if q is not None:
+        question(step, q, r)
+    with st.expander("Talking points for the teacher", icon=":material/record_voice_over:"):
+        st.markdown("\n".join(f"- {t}" for t in step.talking_points))
 step_buttons("lesson_step", N)

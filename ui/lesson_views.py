@@ -122,12 +122,20 @@ def training(r: lesson.Schedule) -> None:
                 f"{mb16:,.0f} MB in bf16.")
 
 
+LEGEND_BELOW = dict(legend=dict(orientation="h", y=-0.28, yanchor="top", x=0, xanchor="left"),
+                    margin=dict(t=10, b=10))  # a legend that cannot run into a title in a narrow column
+
+
 def family(r: lesson.Distillation) -> None:
     if len(r.tokens):
-        chart(ff.soft_targets(r.tokens, r.hard, r.soft, lesson.TEMPERATURE,
-                              title=f"This model as a teacher: {lesson.MLM_TEXT}"), "lesson_soft")
+        st.markdown(f"**This model as a teacher** for *{md(lesson.MLM_TEXT)}*: its top words at temperature 1 and "
+                    f"{lesson.TEMPERATURE:g} (the soft targets a student copies)")
+        chart(ff.soft_targets(r.tokens, r.hard, r.soft, lesson.TEMPERATURE).update_layout(**LEGEND_BELOW),
+              "lesson_soft")
         pieces_note(r.tokens)
-    chart(ff.parameter_bars(r.names, r.breakdowns, title="Parameters by part"), "lesson_family")
+    st.markdown("**Parameters by part** (millions)")
+    fig = ff.parameter_bars(r.names, r.breakdowns).update_layout(**LEGEND_BELOW)
+    chart(fig.update_xaxes(title=None), "lesson_family")
 
 
 def recap(_r=None) -> None:
