@@ -117,6 +117,19 @@ SCHEDULE_STEP = 50
 TEMPERATURE = 3.0
 
 
+def word_position(enc, text: str, word: str) -> int:
+    """The position of the first wordpiece of ``word`` (its first whole-word occurrence) in ``enc`` of ``text``."""
+    import re
+
+    m = re.search(rf"\b{re.escape(word)}\b", text)
+    if m is None:
+        raise ValueError(f"{word!r} is not a word of {text!r}")
+    for i, (start, end) in enumerate(enc.offsets):
+        if enc.word_ids[i] is not None and start <= m.start() < max(end, start + 1):
+            return i
+    raise ValueError(f"{word!r} was cut off")
+
+
 def _ordinary(tokens: list[str]) -> np.ndarray:
     return np.array([t not in ("[CLS]", "[SEP]", "[PAD]") for t in tokens])
 
@@ -144,7 +157,7 @@ def step_attention(lm: LoadedModel, text: str = PRONOUN_TEXT) -> PronounHead:
     the pronoun itself) is the noun, the one with the largest weight; if no head has it on top, the largest weight."""
     ins = lm.inspect(text, with_mlm=False)
     toks = ins.tokens
-    q, t = toks.index(PRONOUN), toks.index(PRONOUN_NOUN)
+    q, t = word_position(ins.encoded, text, PRONOUN), word_position(ins.encoded, text, PRONOUN_NOUN)
     rows = ins.attentions[:, :, q, :]  # (L, H, T)
     words = _ordinary(toks)
     words[q] = False
