@@ -160,6 +160,20 @@ def predict(lm: LoadedModel, mi: MaskedInput, top_k: int = 10, head_mask=None) -
                       top_tokens=[token_strings(lm, row) for row in indices])
 
 
+def whole_word_top(lm: LoadedModel, probs: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+    """BERT's k most likely tokens that are whole words (letters only: no '##' piece, [SPECIAL] or punctuation),
+    from one mask's (V,) probabilities. A player can guess these; a piece like '##ing' cannot be guessed."""
+    p = np.asarray(probs)
+    out: list[tuple[str, float]] = []
+    for j in np.argsort(-p):  # stops after k whole words, usually within the first few dozen tokens
+        t = lm.tokenizer.convert_ids_to_tokens(int(j))
+        if t.isalpha():
+            out.append((t, float(p[j])))
+            if len(out) == k:
+                break
+    return out
+
+
 def render_segments(mi: MaskedInput, tokens: list[str]) -> list[tuple[str, bool]]:
     """The sentence as (text, is_filled) pieces: each [MASK] (left to right) replaced by a token.
 

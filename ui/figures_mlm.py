@@ -66,7 +66,7 @@ def candidates_bar(words: Sequence[str], probs: Sequence[float], ranks: Sequence
         x=p[order], y=list(range(len(w))), orientation="h", marker_color=GUESS,
         text=[f"{pct(p[i])} · rank {ranks[i]:,}" for i in order], textposition="outside", cliponaxis=False,
         customdata=[" ".join(label(t) for t in pieces[i]) for i in order],
-        hovertemplate="pieces: %{customdata}<br>probability %{x:.3g}<extra></extra>"))
+        hovertemplate="pieces: %{customdata}<br>probability %{x:.2~%}<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(w))), ticktext=ticks, autorange="reversed")
     lo = float(np.log10(p.min())) - 0.5
     fig.update_xaxes(type="log", range=[lo, 0.6], dtick=1, exponentformat="power", title="probability (log scale)")

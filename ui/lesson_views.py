@@ -13,7 +13,7 @@ from ui import figures_attention as fa
 from ui import figures_family as ff
 from ui import figures_mlm as fm
 from ui import figures_training as ft
-from ui.text import explorer_link, head_label, md_line as md, pct
+from ui.text import PIECES_NOTE, explorer_link, has_pieces, head_label, md_line as md, pct
 
 CHART = {"displayModeBar": False}  # no toolbar over the legends on a projector or phone
 
@@ -24,9 +24,8 @@ def chart(fig, key: str) -> None:
 
 def pieces_note(tokens) -> None:
     """Explain '##' where BERT's top-k shows word pieces."""
-    if any(str(t).startswith("##") for t in tokens):
-        st.caption("A token starting with `##` is a *piece* that continues a word (`un ##bel ##ie ##va ##bly`): "
-                   "BERT may guess a piece when a word is split.")
+    if has_pieces(tokens):
+        st.caption(PIECES_NOTE)
 
 
 def with_layers_from_1(fig):

@@ -13,7 +13,7 @@ from bert_core import InputError, lens, mlm
 from ui import figures_mlm as figs
 from ui.state import model_key
 from ui.text import md_line as md
-from ui.text import pct, signed_pct
+from ui.text import PIECES_NOTE, explorer_link, has_pieces, head_label, layer_name, pct, signed_pct
 
 MAX_WORD_PILLS = 60  # words offered for whole-word masking
 MAX_JOINT_MASKS = 40  # joint fill runs one forward pass per mask
@@ -95,6 +95,8 @@ def top_k_view(lm, mi: mlm.MaskedInput) -> tuple[mlm.Prediction, int]:
                                       {original: figs.ANSWER} if original else {}), key="pg_topk_chart")
         if original in pred.top_tokens[i]:
             st.caption(f"Green: the word that was there ('{md(original)}'), if it is among the bars.")
+        if has_pieces(pred.top_tokens[i]):
+            st.caption(PIECES_NOTE)
     return pred, i
 
 
@@ -111,8 +113,10 @@ def fills_view(lm, mi: mlm.MaskedInput, pred: mlm.Prediction) -> None:
     st.markdown("> " + filled_markdown(mi, ind.tokens, "blue"))
     if M <= MAX_JOINT_MASKS:
         joint = mlm.joint_fill(lm, mi)
-        st.markdown("**Joint (the sentence BERT would write)** — fill the mask BERT is surest about, run BERT "
-                    "again with that word written in, and repeat, most confident first:")
+        st.markdown("**Greedy, most-confident-first** — fill the one mask BERT is surest about, run BERT again "
+                    "with that word written in, and repeat. Each step keeps only the single best word, so an early "
+                    "choice is never revisited: the result is *a* plausible fill, not the best sentence BERT could "
+                    "find, and it can still repeat itself:")
         st.markdown("> " + filled_markdown(mi, joint.tokens, "green"))
         st.caption("Fill order: " + " → ".join(f"{md(joint.tokens[k])} ({pct(joint.probs[k])})" for k in joint.order))
     else:
@@ -178,9 +182,9 @@ def read_head_mask(L: int, H: int) -> np.ndarray:
     """The knock-out pickers -> head_mask (L, H): 1 = keep, 0 = knocked out. Layers and heads count from 1."""
     c1, c2 = st.columns(2)
     layers = c1.multiselect("Knock out whole layers (all their heads)", list(range(1, L + 1)), key="pg_abl_layers",
-                            format_func=lambda n: f"layer {n}")
+                            format_func=lambda n: layer_name(n - 1))
     heads = c2.multiselect("Knock out single heads", [(l, h) for l in range(1, L + 1) for h in range(1, H + 1)],
-                           key="pg_abl_heads", format_func=lambda t: f"L{t[0]}·H{t[1]}")
+                           key="pg_abl_heads", format_func=lambda t: head_label(t[0] - 1, t[1] - 1))
     hm = np.ones((L, H), dtype=np.float32)
     for n in layers:
         hm[n - 1] = 0
@@ -213,10 +217,14 @@ def ablation_view(lm, mi: mlm.MaskedInput) -> None:
     st.plotly_chart(figs.head_importance_heatmap(imp.drop, imp.target), key="pg_abl_heatmap")
     st.caption(f"Red: BERT needs the head ('{md(imp.target)}' loses probability without it); blue: the word gets "
                f"*more* likely without it. With all heads P('{md(imp.target)}') = {pct(imp.p_base)}.")
-    rows = [{"head": f"L{l + 1}·H{h + 1}", f"P('{imp.target}') without it": pct(imp.p_target[l, h]),
+    rows = [{"head": head_label(l, h), f"P('{imp.target}') without it": pct(imp.p_target[l, h]),
              "change": signed_pct(-d), "relative change": f"{-d / imp.p_base:+.0%}" if imp.p_base else "",
-             "KL (nats)": f"{k:.3g}"} for l, h, d, k in imp.ranking(10)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+             "KL (nats)": f"{k:.3f}" if k >= 0.001 else "<0.001", "see it": explorer_link(mi.text, l, h, lm.name)}
+            for l, h, d, k in imp.ranking(10)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True,
+                 column_config={"see it": st.column_config.LinkColumn(
+                     "see it", display_text="attention ↗",
+                     help="Open this head's attention map for this sentence in the Attention explorer (new tab)")})
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -28,6 +28,15 @@ def signed_pct(x: float) -> str:
     return f"{x * 100:+.2f} pts" if abs(x) >= 0.0001 else "±<0.01 pts"
 
 
+PIECES_NOTE = ("A token starting with `##` is a *piece* that continues a word (`un ##bel ##ie ##va ##bly`): BERT "
+               "may guess a piece when a word is split into several.")
+
+
+def has_pieces(tokens) -> bool:
+    """True when some token is a '##' continuation piece (then show PIECES_NOTE beside it)."""
+    return any(str(t).startswith("##") for t in tokens)
+
+
 # --- one numbering: every layer and head a user sees counts from 1 ---------------------------------------------
 # Code indexes from 0 (l0, h0); people read "layer 1" = the first encoder layer. Where hidden states are shown,
 # "embeddings" is the output before layer 1 (hidden_states[0]).
