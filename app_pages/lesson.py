@@ -41,21 +41,25 @@ lm = current_model()
 i = stepper("lesson_step", N)
 step = lesson.STEPS[i]
 if not presenting():
-    st.caption("BERT in 20 minutes · a guided lesson on the model loaded in this app. Turn on **Presenter mode** "
-               "in the sidebar for the projector.")
+    st.caption("**BERT in 20 minutes**: a guided lesson, run live on the model loaded in this app. For the "
+               "projector, turn on **Presenter mode** in the sidebar.")
 if presenting():
     step_buttons("lesson_step", N, "top")
 with st.spinner("Running the model on this step's example…"):
     r = result(lm, model_key(lm), step.key)
 q = r.question if r is not None and hasattr(r, "question") else (lesson.recap_question() if step.key == "recap" else None)
 # On the projector: one screen, the words and the question on the left, the live view on the right.
-text_col, view_col = st.columns([5, 6], gap="large") if presenting() else (st.container(), st.container())
-with text_col:
-    st.title(f"{i + 1}. {step.title}")
+if presenting():
+    left, right = st.columns([5, 6], gap="large")
+    head, view, tail = left, right, left
+else:  # on a laptop or phone: one column, the view between the words and the question
+    head, view, tail = st.container(), st.container(), st.container()
+with head:
+    st.header(f"{i + 1}. {step.title}")
     st.markdown(step.explain)
-with view_col:
+with view:
     views.show(step.key, r, lm.name)
-with text_col:
+with tail:
     if q is not None:
         question(step, q, r)
     with st.expander("Talking points for the teacher", icon=":material/record_voice_over:"):

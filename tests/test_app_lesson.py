@@ -25,7 +25,7 @@ def test_walk_the_whole_lesson(which, tiny_dir, bundled):
     at = open_page(PAGE, model)
     for i, step in enumerate(lesson.STEPS):
         assert not errors(at), (step.key, errors(at))
-        assert at.title[0].value == f"{i + 1}. {step.title}"
+        assert at.header[0].value == f"{i + 1}. {step.title}"
         assert at.query_params["step"] in (str(i + 1), [str(i + 1)])
         assert any(e.label == "Talking points for the teacher" for e in at.expander)
         if step.key in CHART_STEPS and (lm.has_mlm_head or step.key != "mlm"):
@@ -44,7 +44,7 @@ def test_walk_the_whole_lesson(which, tiny_dir, bundled):
             click(at, "Next")
     assert [b for b in at.button if b.label == "Next"][-1].disabled
     click(at, "Back")
-    assert at.title[0].value.startswith(f"{len(lesson.STEPS) - 1}.")
+    assert at.header[0].value.startswith(f"{len(lesson.STEPS) - 1}.")
 
 
 def test_predict_then_reveal_shows_the_real_number(bundled):
@@ -67,7 +67,7 @@ def test_step_and_presenter_mode_from_the_url():
     at.query_params["present"] = "1"
     at.switch_page(PAGE).run()
     assert not errors(at)
-    assert at.title[0].value.startswith("7. Training tips")
+    assert at.header[0].value.startswith("7. Training tips")
     assert at.session_state["presenter"] is True
     assert [b.label for b in at.button].count("Next") == 2  # on the projector, Back/Next also at the top
     click(at, "Leave presenter mode", 0)
@@ -79,4 +79,4 @@ def test_junk_step_in_the_url_is_clamped(raw, expected):
     at = new_app("bundled")
     at.query_params["step"] = raw
     at.switch_page(PAGE).run()
-    assert not errors(at) and at.title[0].value.startswith(f"{expected}.")
+    assert not errors(at) and at.header[0].value.startswith(f"{expected}.")

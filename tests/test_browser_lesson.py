@@ -23,7 +23,7 @@ def test_lesson_in_presenter_mode(browser_page, app_server):
     assert page.locator("[data-testid='stSidebar']").is_hidden()  # presenter mode hides the sidebar
     for i, step in enumerate(lesson.STEPS):
         assert_no_exception(page)
-        assert main.locator("h1").first.inner_text().strip() == f"{i + 1}. {step.title}"
+        assert main.locator("h2").first.inner_text().strip() == f"{i + 1}. {step.title}"
         assert f"step={i + 1}" in page.url
         if i < len(lesson.STEPS) - 1:
             with app_rerun(page):

@@ -113,14 +113,13 @@ def fills_view(lm, mi: mlm.MaskedInput, pred: mlm.Prediction) -> None:
     st.markdown("> " + filled_markdown(mi, ind.tokens, "blue"))
     if M <= MAX_JOINT_MASKS:
         joint = mlm.joint_fill(lm, mi)
-        st.markdown("**Greedy, most-confident-first** — fill the one mask BERT is surest about, run BERT again "
-                    "with that word written in, and repeat. Each step keeps only the single best word, so an early "
-                    "choice is never revisited: the result is *a* plausible fill, not the best sentence BERT could "
-                    "find, and it can still repeat itself:")
+        st.markdown("**Greedy, most-confident-first** — fill the mask BERT is surest about, run BERT again with "
+                    "that word written in, repeat. An early choice is never revisited, so this is *a* plausible "
+                    "fill, not the best sentence BERT could find (it can repeat itself):")
         st.markdown("> " + filled_markdown(mi, joint.tokens, "green"))
         st.caption("Fill order: " + " → ".join(f"{md(joint.tokens[k])} ({pct(joint.probs[k])})" for k in joint.order))
     else:
-        st.caption(f"The joint fill runs BERT once per mask; it is skipped above {MAX_JOINT_MASKS} masks.")
+        st.caption(f"The greedy fill runs BERT once per mask; it is skipped above {MAX_JOINT_MASKS} masks.")
     rows = [{"mask": mask_label(mi, k), **{f"#{j + 1}": f"{t} ({pct(p)})" for j, (t, p) in enumerate(pred.top(k)[:3])}}
             for k in range(M)]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
@@ -221,10 +220,8 @@ def ablation_view(lm, mi: mlm.MaskedInput) -> None:
              "change": signed_pct(-d), "relative change": f"{-d / imp.p_base:+.0%}" if imp.p_base else "",
              "KL (nats)": f"{k:.3f}" if k >= 0.001 else "<0.001", "see it": explorer_link(mi.text, l, h, lm.name)}
             for l, h, d, k in imp.ranking(10)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True,
-                 column_config={"see it": st.column_config.LinkColumn(
-                     "see it", display_text="attention ↗",
-                     help="Open this head's attention map for this sentence in the Attention explorer (new tab)")})
+    link = st.column_config.LinkColumn(display_text="attention ↗", help="Open this head in the Attention explorer")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={"see it": link})
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
