@@ -33,7 +33,8 @@ def question(step: lesson.Step, q: lesson.Question, r) -> None:
         st.session_state[shown] = True
     if st.session_state.get(shown) and choice is not None:
         right = choice == q.options[q.answer]
-        text = ("Right! " if right else f"Not quite: the answer is **{q.options[q.answer]}**. ") + views.reveal(step.key, r)
+        verdict = "Right! " if right else f"Not quite: the answer is **{q.options[q.answer]}**. "
+        text = verdict + views.reveal(step.key, r)
         (st.success if right else st.warning)(text, icon=":material/check_circle:" if right else ":material/info:")
 
 
@@ -47,7 +48,7 @@ if presenting():
     step_buttons("lesson_step", N, "top")
 with st.spinner("Running the model on this step's example…"):
     r = result(lm, model_key(lm), step.key)
-q = r.question if r is not None and hasattr(r, "question") else (lesson.recap_question() if step.key == "recap" else None)
+q = getattr(r, "question", None) or (lesson.recap_question() if step.key == "recap" else None)
 # On the projector: one screen, the words and the question on the left, the live view on the right.
 if presenting():
     left, right = st.columns([5, 6], gap="large")

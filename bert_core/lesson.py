@@ -110,7 +110,8 @@ NEXT_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 BIDI_TEXTS = ("I went to the [MASK] to see a doctor.", "I went to the [MASK] to swim.")  # same left, new right
 MLM_TEXT = "Paris is the capital of [MASK]."
 MLM_OPTIONS = ("france", "paris", "europe")
-NSP_A, NSP_NEXT, NSP_RANDOM = "The man went to the store.", "He bought a gallon of milk.", "Penguins are flightless birds."
+NSP_A, NSP_NEXT = "The man went to the store.", "He bought a gallon of milk."
+NSP_RANDOM = "Penguins are flightless birds."
 FINETUNE_TEXTS = ("I loved this film.", "I hated this film.")
 SCHEDULE = TrainConfig(max_steps=1000, lr=1e-4, warmup_ratio=0.1, schedule="linear")
 SCHEDULE_STEP = 50

@@ -49,7 +49,8 @@ def attention(r: lesson.PronounHead, model: str | None = None) -> None:
     fig = fa.token_bars(r.row, r.tokens, f"attention from '{r.tokens[r.query]}'", highlight=r.target, fmt=".2f")
     fig.update_layout(title=dict(text=f"{head}: where '{r.tokens[r.query]}' looks", x=0), margin=dict(t=40))
     chart(fig, "lesson_attention")
-    st.markdown(f"[Open {head} in the Attention explorer ↗]({explorer_link(lesson.PRONOUN_TEXT, r.layer, r.head, model)})")
+    url = explorer_link(lesson.PRONOUN_TEXT, r.layer, r.head, model)
+    st.markdown(f"[Open {head} in the Attention explorer ↗]({url})")
 
 
 def tokens(r: lesson.Tokens) -> None:

@@ -12,8 +12,7 @@ import streamlit as st
 from bert_core import InputError, lens, mlm
 from ui import figures_mlm as figs
 from ui.state import model_key
-from ui.text import md_line as md
-from ui.text import PIECES_NOTE, explorer_link, has_pieces, head_label, layer_name, pct, signed_pct
+from ui.text import PIECES_NOTE, explorer_link, has_pieces, head_label, layer_name, md_line as md, pct, signed_pct
 
 MAX_WORD_PILLS = 60  # words offered for whole-word masking
 MAX_JOINT_MASKS = 40  # joint fill runs one forward pass per mask

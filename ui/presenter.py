@@ -17,8 +17,8 @@ CSS = """<style>
 html { font-size: 19px; }
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="collapsedControl"],
 header[data-testid="stHeader"] { display: none !important; }
-[data-testid="stMainBlockContainer"], .block-container { padding-top: 0.8rem !important; padding-bottom: 2rem !important;
-  max-width: 1500px; }
+[data-testid="stMainBlockContainer"], .block-container
+  { padding-top: 0.8rem !important; padding-bottom: 2rem !important; max-width: 1500px; }
 h1, h2 { font-size: 1.75rem !important; padding-top: 0.2rem !important; }
 </style>"""
 

@@ -144,7 +144,8 @@ def sidebar_model_picker() -> LoadedModel:
                           help="Press Enter to load it.")
         c1, c2 = st.columns(2)
         gpu = torch.cuda.is_available()
-        c1.selectbox("Device", [d for d in DEVICES if gpu or d != "cuda"], format_func=DEVICES.get, key=_W_DEVICE, on_change=_on_device_or_dtype,
+        c1.selectbox("Device", [d for d in DEVICES if gpu or d != "cuda"], format_func=DEVICES.get, key=_W_DEVICE,
+                     on_change=_on_device_or_dtype,
                      help="Auto uses a GPU when there is one." + ("" if gpu else " No GPU was found here."))
         c2.selectbox("Precision", list(DTYPES), format_func=DTYPES.get, key=_W_DTYPE, on_change=_on_device_or_dtype,
                      help="bf16/fp16 halve memory; numbers on the pages then differ slightly from fp32.")
