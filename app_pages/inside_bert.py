@@ -44,13 +44,14 @@ cfg = lm.config
 L, H, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size
 
 st.title("Inside BERT: the maths, with real numbers")
-st.markdown("Pick a token, a layer and a head, and follow that token through the layer exactly as the model computes "
-            "it: embeddings → LayerNorm → Q, K, V → QKᵀ → ÷√d_k → + mask → softmax → ·V → "
-            "concatenate heads · W_O → residual + LayerNorm → feed-forward → residual + LayerNorm. "
-            "All numbers come from the loaded "
-            f"checkpoint ({L} layers, {H} heads, hidden size {D}, d_k = {cfg.head_dim}).")
+if not presenting():  # on the projector the stages speak for themselves: pickers and one stage per screen
+    st.markdown("Pick a token, a layer and a head, and follow that token through the layer exactly as the model "
+                "computes it: embeddings → LayerNorm → Q, K, V → QKᵀ → ÷√d_k → + mask → softmax → ·V → "
+                "concatenate heads · W_O → residual + LayerNorm → feed-forward → residual + LayerNorm. All numbers "
+                f"come from the loaded checkpoint ({L} layers, {H} heads, hidden size {D}, d_k = {cfg.head_dim}).")
 
-text = st.text_input("Sentence", key="inside_text", max_chars=5000)
+row = st.columns([3, 2, 1, 1]) if presenting() else [st.container(), *st.columns([2, 1, 1])]
+text = row[0].text_input("Sentence", key="inside_text", max_chars=5000)
 try:
     enc = inspect_text(lm, text).encoded
 except InputError as e:
@@ -64,7 +65,7 @@ if enc.truncated:
 st.session_state["inside_layer"] = min(int(st.session_state.get("inside_layer", 0)), L - 1)
 st.session_state["inside_head"] = min(int(st.session_state.get("inside_head", 0)), H - 1)
 st.session_state["inside_pos"] = min(int(st.session_state.get("inside_pos", min(2, T - 1))), T - 1)
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3 = row[1:]
 pos = c1.selectbox("Token to follow", list(range(T)), key="inside_pos",
                    format_func=lambda i: f"#{i}  {tokens[i]}")
 layer = c2.selectbox("Layer", list(range(L)), key="inside_layer", format_func=lambda i: str(i + 1))

@@ -17,6 +17,7 @@ from ui.text import PIECES_NOTE, has_pieces, pct
 
 GAME_KEY = "pg_game"  # the GameState
 MSG_KEY = "pg_game_msg"  # why the last guess was refused
+NO_TOOLBAR = {"displayModeBar": False}  # on a phone plotly's toolbar would cover the chart's title
 CODE_KEY = "pg_game_code"  # the ?game= link already started in this session
 SKIPPED = "–"
 
@@ -160,7 +161,7 @@ def reveal_view(s: game.GameState, lm) -> None:
     top = res.top_words if words_only and res.top_words else res.top
     chart.plotly_chart(figs.topk_bar([t for t, _ in top], [p for _, p in top],
                                      "BERT's top 10 whole words" if words_only else "BERT's top 10", hl),
-                       key="pg_game_chart")
+                       key="pg_game_chart", config=NO_TOOLBAR)
     side.caption("Orange bar: your guess · green bar: the original word (when they are in BERT's top 10).")
     if not words_only and has_pieces(t for t, _ in top):
         side.caption(PIECES_NOTE + " Switch on *Whole words only* to see the words you could have typed.")
@@ -168,7 +169,7 @@ def reveal_view(s: game.GameState, lm) -> None:
         st.caption("The logit lens reads BERT's guess off every layer (see *Explore a sentence*). Lines: BERT's "
                    "final answer, your guess and the original word (first piece for words of several pieces).")
         ll = lens.logit_lens(lm, mlm.prepare(lm, item.masked), 0, [g.word, a.word])
-        st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs),
+        st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs), config=NO_TOOLBAR,
                         key="pg_game_lens")
     side.button("See the final score" if s.last_round else "Next round", key="pg_game_next", type="primary",
                 on_click=on_next, icon=":material/flag:" if s.last_round else ":material/arrow_forward:")
