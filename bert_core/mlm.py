@@ -243,6 +243,40 @@ def joint_fill(lm: LoadedModel, mi: MaskedInput, head_mask=None) -> Fill:
     return Fill(tokens=toks, probs=[chosen[i][1] for i in range(len(pos))], order=order, sentence=render(mi, toks))
 
 
+def beam_fill(lm: LoadedModel, mi: MaskedInput, width: int = 3) -> Fill:
+    """A small beam search over fill orders and words: keep the ``width`` best partial fills (score = the product of
+    each chosen token's probability when it was chosen), extend each by any open mask's top ``width`` tokens, and
+    return the best complete fill. ``width=1`` is exactly ``joint_fill`` (greedy, most confident first)."""
+    lm.require_mlm()
+    pos, base = mi.positions.tolist(), mi.encoded.input_ids
+    beams: list[tuple[tuple[tuple[int, int, float], ...], float]] = [((), 0.0)]  # ((mask, id, prob) …, log p)
+    for _ in pos:
+        batch, rows, cols, owner = [], [], [], []
+        for b, (fills, _) in enumerate(beams):
+            ids = base.copy()
+            for k, tok, _p in fills:
+                ids[pos[k]] = tok
+            batch.append(ids)
+            done = {k for k, _t, _p in fills}
+            for k in (k for k in range(len(pos)) if k not in done):
+                rows.append(b), cols.append(pos[k]), owner.append((b, k))
+        t = torch.as_tensor(np.stack(batch), device=lm.device)
+        top = _without_specials(lm, _probs(lm, t, rows, cols)).topk(width, dim=-1)
+        best: dict[frozenset, tuple[tuple[tuple[int, int, float], ...], float]] = {}
+        for r, (b, k) in enumerate(owner):
+            for v, j in zip(top.values[r].tolist(), top.indices[r].tolist()):
+                fills = beams[b][0] + ((k, int(j), float(v)),)
+                score = beams[b][1] + float(np.log(max(v, 1e-45)))
+                key = frozenset((kk, jj) for kk, jj, _ in fills)  # the same words in another order: keep the best
+                if key not in best or score > best[key][1]:
+                    best[key] = (fills, score)
+        beams = sorted(best.values(), key=lambda x: -x[1])[:width]  # stable: ties keep the greedy order
+    fills = {k: (tok, p) for k, tok, p in beams[0][0]}
+    toks = token_strings(lm, [fills[k][0] for k in range(len(pos))])
+    return Fill(tokens=toks, probs=[fills[k][1] for k in range(len(pos))], order=[k for k, _t, _p in beams[0][0]],
+                sentence=render(mi, toks))
+
+
 # --- whole-word candidates -------------------------------------------------------------------------------------------
 def word_pieces(lm: LoadedModel, word: str) -> tuple[list[int], list[str]]:
     """Wordpiece ids of one typed word; InputError if it is empty, several words, or unknown to the vocabulary."""
