@@ -2,12 +2,14 @@
 
 import streamlit as st
 
+from ui.presenter import setup as presenter_setup
 from ui.state import sidebar_model_picker
 
 st.set_page_config(page_title="BERT Lab", page_icon=":material/biotech:", layout="wide")
 
 pages = {
-    "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Start": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+              st.Page("app_pages/lesson.py", title="Guided lesson", icon=":material/school:", url_path="lesson")],
     "Look inside": [
         st.Page("app_pages/attention.py", title="Attention explorer", icon=":material/grid_on:", url_path="attention"),
         st.Page("app_pages/inside_bert.py", title="Inside BERT: the maths", icon=":material/calculate:", url_path="inside"),
@@ -21,4 +23,5 @@ pages = {
 }
 nav = st.navigation(pages)
 sidebar_model_picker()
+presenter_setup()
 nav.run()

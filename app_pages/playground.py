@@ -16,10 +16,12 @@ from ui.text import md_line
 
 EXPLORE, GAME = "Explore a sentence", "Guessing game"
 
-st.title("Masked-word playground")
-st.markdown("BERT was trained by hiding words in sentences and guessing them back. Here you hide the words: "
-            "write **[MASK]** in a sentence or click a word, and see what BERT would put there, how sure it is, "
-            "which layers work out the answer and which attention heads it relies on. Then play against it.")
+from_link = "game" in st.query_params  # a student's phone, opened from the teacher's game link: question first
+st.title("Guess the word" if from_link else "Masked-word playground")
+if not from_link:
+    st.markdown("BERT was trained by hiding words in sentences and guessing them back. Here you hide the words: "
+                "write **[MASK]** in a sentence or click a word, and see what BERT would put there, how sure it is, "
+                "which layers work out the answer and which attention heads it relies on. Then play against it.")
 lm = current_model()
 if not lm.has_mlm_head:
     shown = "The bundled model (all-MiniLM-L6-v2)" if lm.kind == "bundled" else f"**{md_line(lm.name)}**"
@@ -28,7 +30,7 @@ if not lm.has_mlm_head:
                "folder holding a `BertForMaskedLM` / `BertForPreTraining` checkpoint.", icon=":material/block:")
     st.stop()
 explore, play = st.tabs([EXPLORE, GAME], key="pg_tab", on_change="rerun",
-                        default=GAME if "game" in st.query_params else None)
+                        default=GAME if from_link else None)
 try:
     if explore.open is not False:
         with explore:

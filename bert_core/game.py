@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .loaded import MASK_PATTERN, InputError, LoadedModel
-from .mlm import CandidateScore, predict, prepare, score_candidates, word_pieces
+from .mlm import CandidateScore, predict, prepare, score_candidates, whole_word_top, word_pieces
 
 
 # Everyday sentences; the word in {braces} is hidden. Each is one wordpiece in BERT's uncased vocabulary.
@@ -161,7 +161,8 @@ class GuessResult:
     answer: CandidateScore
     is_answer: bool
     points: int
-    top: list[tuple[str, float]]  # BERT's own top-k for the slot
+    top: list[tuple[str, float]]  # BERT's own top-k for the slot (wordpieces, '##' pieces included)
+    top_words: list[tuple[str, float]] = ()  # BERT's top-k whole words only (what a player could have typed)
 
 
 def score_guess(lm: LoadedModel, item: GameItem, guess: str, top_k: int = 10) -> GuessResult:
@@ -170,8 +171,9 @@ def score_guess(lm: LoadedModel, item: GameItem, guess: str, top_k: int = 10) ->
     mi = prepare(lm, item.masked)
     g, a = score_candidates(lm, mi, [guess, item.answer])
     same = g.pieces == a.pieces and not a.error
-    top = predict(lm, mi, top_k).top(0)
-    return GuessResult(guess=g, answer=a, is_answer=same, points=points_for(g.rank, same), top=top)
+    pred = predict(lm, mi, top_k)
+    return GuessResult(guess=g, answer=a, is_answer=same, points=points_for(g.rank, same), top=pred.top(0),
+                       top_words=whole_word_top(lm, pred.probs[0], top_k))
 
 
 # --- one player's game ---------------------------------------------------------------------------------------------

@@ -160,6 +160,20 @@ def predict(lm: LoadedModel, mi: MaskedInput, top_k: int = 10, head_mask=None) -
                       top_tokens=[token_strings(lm, row) for row in indices])
 
 
+def whole_word_top(lm: LoadedModel, probs: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+    """BERT's k most likely tokens that are whole words (letters only: no '##' piece, [SPECIAL] or punctuation),
+    from one mask's (V,) probabilities. A player can guess these; a piece like '##ing' cannot be guessed."""
+    p = np.asarray(probs)
+    out: list[tuple[str, float]] = []
+    for j in np.argsort(-p):  # stops after k whole words, usually within the first few dozen tokens
+        t = lm.tokenizer.convert_ids_to_tokens(int(j))
+        if t.isalpha():
+            out.append((t, float(p[j])))
+            if len(out) == k:
+                break
+    return out
+
+
 def render_segments(mi: MaskedInput, tokens: list[str]) -> list[tuple[str, bool]]:
     """The sentence as (text, is_filled) pieces: each [MASK] (left to right) replaced by a token.
 
@@ -227,6 +241,40 @@ def joint_fill(lm: LoadedModel, mi: MaskedInput, head_mask=None) -> Fill:
         order.append(i)
     toks = token_strings(lm, [chosen[i][0] for i in range(len(pos))])
     return Fill(tokens=toks, probs=[chosen[i][1] for i in range(len(pos))], order=order, sentence=render(mi, toks))
+
+
+def beam_fill(lm: LoadedModel, mi: MaskedInput, width: int = 3) -> Fill:
+    """A small beam search over fill orders and words: keep the ``width`` best partial fills (score = the product of
+    each chosen token's probability when it was chosen), extend each by any open mask's top ``width`` tokens, and
+    return the best complete fill. ``width=1`` is exactly ``joint_fill`` (greedy, most confident first)."""
+    lm.require_mlm()
+    pos, base = mi.positions.tolist(), mi.encoded.input_ids
+    beams: list[tuple[tuple[tuple[int, int, float], ...], float]] = [((), 0.0)]  # ((mask, id, prob) …, log p)
+    for _ in pos:
+        batch, rows, cols, owner = [], [], [], []
+        for b, (fills, _) in enumerate(beams):
+            ids = base.copy()
+            for k, tok, _p in fills:
+                ids[pos[k]] = tok
+            batch.append(ids)
+            done = {k for k, _t, _p in fills}
+            for k in (k for k in range(len(pos)) if k not in done):
+                rows.append(b), cols.append(pos[k]), owner.append((b, k))
+        t = torch.as_tensor(np.stack(batch), device=lm.device)
+        top = _without_specials(lm, _probs(lm, t, rows, cols)).topk(width, dim=-1)
+        best: dict[frozenset, tuple[tuple[tuple[int, int, float], ...], float]] = {}
+        for r, (b, k) in enumerate(owner):
+            for v, j in zip(top.values[r].tolist(), top.indices[r].tolist()):
+                fills = beams[b][0] + ((k, int(j), float(v)),)
+                score = beams[b][1] + float(np.log(max(v, 1e-45)))
+                key = frozenset((kk, jj) for kk, jj, _ in fills)  # the same words in another order: keep the best
+                if key not in best or score > best[key][1]:
+                    best[key] = (fills, score)
+        beams = sorted(best.values(), key=lambda x: -x[1])[:width]  # stable: ties keep the greedy order
+    fills = {k: (tok, p) for k, tok, p in beams[0][0]}
+    toks = token_strings(lm, [fills[k][0] for k in range(len(pos))])
+    return Fill(tokens=toks, probs=[fills[k][1] for k in range(len(pos))], order=[k for k, _t, _p in beams[0][0]],
+                sentence=render(mi, toks))
 
 
 # --- whole-word candidates -------------------------------------------------------------------------------------------

@@ -235,8 +235,9 @@ def test_picker_shows_a_folder_choice_as_other(tiny_dir):
 
 # --- inside BERT ---------------------------------------------------------------------------------------------
 def test_inside_bert_walks_through_the_chosen_token(tiny_dir, tiny):
-    at = open_page("app_pages/inside_bert.py", str(tiny_dir), inside_text="the cat sat on the mat")
+    at = open_page("app_pages/inside_bert.py", str(tiny_dir), inside_text="the cat sat on the mat", inside_all=True)
     assert not errors(at)
+    assert at.selectbox(key="inside_layer").options == ["1", "2"]  # layers count from 1 on screen
     at.selectbox(key="inside_layer").set_value(1)
     at.selectbox(key="inside_head").set_value(2)
     at.selectbox(key="inside_pos").set_value(3).run()
@@ -252,8 +253,24 @@ def test_inside_bert_walks_through_the_chosen_token(tiny_dir, tiny):
     np.testing.assert_allclose(final.loc["layer output (after LayerNorm)"].iloc[:8].astype(float),
                                ins.hidden_states[2, 3, :8].round(4), atol=2e-4)
     ok = at.success[0].value
-    assert "matches the model's own hidden state for layer 1" in ok
+    assert "matches the model's own hidden state for layer 2" in ok  # index 1 = the second layer
     assert float(ok.split("up to ")[1].split(" ")[0]) < 1e-5
+
+
+def test_inside_bert_one_stage_per_screen(tiny_dir):
+    at = open_page("app_pages/inside_bert.py", str(tiny_dir), inside_text="the cat sat on the mat")
+    seen = []
+    for _ in range(5):
+        assert not errors(at)
+        seen.append([s.value.split(".")[0] for s in at.subheader if s.value[:1].isdigit()])
+        assert at.selectbox(key="inside_layer") and at.selectbox(key="inside_head")  # pickers on every stage
+        assert at.query_params["stage"] in (str(len(seen)), [str(len(seen))])
+        next_button = [b for b in at.button if b.label == "Next"][0]
+        if next_button.disabled:
+            break
+        next_button.click().run()
+    assert seen == [["1", "2"], ["3"], ["4", "5", "6", "7"], ["8", "9"], ["10", "11", "12"]]
+    assert "layer 1" in at.success[0].value
 
 
 def test_inside_bert_bad_input_and_html(tiny_dir):

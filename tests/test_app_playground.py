@@ -87,6 +87,12 @@ def test_clicking_a_word_masks_all_its_pieces(tiny_mlm_dir, lm):
     joint = mlm.joint_fill(lm, mi)
     assert any(m.value.startswith(">") and "played in the house" in m.value for m in at.markdown)
     assert any("Fill order" in c.value for c in at.caption) and len(joint.tokens) == 2
+    beam = mlm.beam_fill(lm, mi, 3)
+    shown = [m.value for m in at.markdown if "violet-background" in m.value]
+    filled = [t for t, is_filled in mlm.render_segments(mi, beam.tokens) if is_filled]
+    assert len(shown) == 1 and filled and all(f"[**{t}**]" in shown[0] for t in filled)
+    assert any(m.value.startswith("**Beam search**") and f"{np.prod(beam.probs):.1%}"[:3] in m.value
+               for m in at.markdown)
 
 
 def test_twenty_masks_and_a_cut_mask(tiny_mlm_dir):

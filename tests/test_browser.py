@@ -114,9 +114,9 @@ def test_sentence_pair(browser_page, app_server):
 
 def test_inside_bert(browser_page, app_server):
     page = browser_page
-    open_page(page, app_server, "inside")
-    assert charts(page, 8).count() >= 8
-    assert "layer 0" in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    open_page(page, app_server, "inside?stage=5")  # the last stage of the stepper: the layer's output
+    assert charts(page, 2).count() >= 2
+    assert "layer 1" in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
     page.get_by_role("combobox", name="Layer", exact=True).click()  # the layer selectbox
     with app_rerun(page):
         page.get_by_role("option", name="3", exact=True).click()

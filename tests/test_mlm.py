@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bert_core import InputError, MissingHeadError, game, lens, load_model, mlm
+from bert_core.loaded import top_k_at
 from conftest import make_checkpoint
 
 
@@ -313,3 +314,19 @@ def test_builtin_answers_are_single_pieces_in_the_bundled_vocab(bundled):
     for s in game.BUILTIN_SENTENCES:
         item = game.parse_game_sentence(s)
         assert len(bundled.tokenizer.tokenize(item.answer)) == 1, item.answer
+
+
+@pytest.mark.parametrize("text", ["The [MASK] chased the [MASK] up the [MASK].", "I [MASK] [MASK] pizza."])
+def test_beam_fill_width_one_is_the_greedy_fill_and_scores_are_its_own(bundled, text):
+    mi = mlm.prepare(bundled, text)
+    greedy, b1, b3 = mlm.joint_fill(bundled, mi), mlm.beam_fill(bundled, mi, 1), mlm.beam_fill(bundled, mi, 3)
+    assert b1.tokens == greedy.tokens and b1.order == greedy.order
+    np.testing.assert_allclose(b1.probs, greedy.probs, rtol=1e-4)
+    # the beam's probabilities are BERT's own: replay its fill order and read each chosen token's probability
+    ids = mi.encoded.input_ids.copy()
+    for k in b3.order:
+        probs = top_k_at(bundled.model, torch.as_tensor(ids[None]), [int(mi.positions[k])], 1).probs[0]
+        tok = bundled.tokenizer.convert_tokens_to_ids(b3.tokens[k])
+        assert float(probs[tok]) == pytest.approx(b3.probs[k], rel=1e-4)
+        ids[int(mi.positions[k])] = tok
+    assert np.prod(b3.probs) >= np.prod(greedy.probs) * 0.999  # on these sentences the beam finds at least greedy's

@@ -12,6 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ui.text import pct
+
 BAR = "#4C78A8"  # BERT's own choices
 GUESS = "#F58518"  # the player's guess / a candidate
 ANSWER = "#54A24B"  # the word that was really there
@@ -38,10 +40,6 @@ def _prob_axis(p_max: float, pad: float = 1.2) -> dict:
     return dict(range=[0, top], tickformat=fmt)
 
 
-def _pct(p: float) -> str:
-    return f"{p:.1%}" if p >= 0.001 else f"{p:.2g}"
-
-
 def topk_bar(tokens: Sequence[str], probs: Sequence[float], title: str | None = None,
              highlight: dict[str, str] | None = None) -> go.Figure:
     """Horizontal bars of BERT's top-k tokens, most likely on top. highlight: token -> colour (guess, answer)."""
@@ -50,7 +48,7 @@ def topk_bar(tokens: Sequence[str], probs: Sequence[float], title: str | None = 
     colors = [highlight.get(t, BAR) for t in toks]
     fig = go.Figure(go.Bar(
         x=p, y=list(range(len(toks))), orientation="h", marker_color=colors,
-        text=[_pct(v) for v in p], textposition="outside", cliponaxis=False,
+        text=[pct(v) for v in p], textposition="outside", cliponaxis=False,
         customdata=[label(t) for t in toks], hovertemplate="%{customdata}: %{x:.2%}<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(toks))), ticktext=[label(t) for t in toks], autorange="reversed")
     fig.update_xaxes(title="probability", **_prob_axis(float(p.max(initial=0)), pad=1.22))
@@ -66,9 +64,9 @@ def candidates_bar(words: Sequence[str], probs: Sequence[float], ranks: Sequence
     ticks = [label(w[i]) + (f" ({len(pieces[i])} pieces)" if len(pieces[i]) > 1 else "") for i in order]
     fig = go.Figure(go.Bar(
         x=p[order], y=list(range(len(w))), orientation="h", marker_color=GUESS,
-        text=[f"{_pct(p[i])} · rank {ranks[i]:,}" for i in order], textposition="outside", cliponaxis=False,
+        text=[f"{pct(p[i])} · rank {ranks[i]:,}" for i in order], textposition="outside", cliponaxis=False,
         customdata=[" ".join(label(t) for t in pieces[i]) for i in order],
-        hovertemplate="pieces: %{customdata}<br>probability %{x:.3g}<extra></extra>"))
+        hovertemplate="pieces: %{customdata}<br>probability %{x:.2~%}<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(w))), ticktext=ticks, autorange="reversed")
     lo = float(np.log10(p.min())) - 0.5
     fig.update_xaxes(type="log", range=[lo, 0.6], dtick=1, exponentformat="power", title="probability (log scale)")
@@ -81,7 +79,7 @@ def logit_lens_figure(layers: Sequence[str], tracked: dict[str, tuple[np.ndarray
     top token written above the grey dotted line."""
     x = list(layers)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.6, 0.4],
-                        subplot_titles=("probability at the [MASK]", "rank (1 = BERT's top choice)"))
+                        subplot_titles=("probability at the [MASK]", "rank (log scale, 1 = BERT's top choice)"))
     fig.add_trace(go.Scatter(x=x, y=np.asarray(top_probs, dtype=float), mode="lines+markers+text",
                              name="this layer's top token", line=dict(color=MUTED, dash="dot"),
                              text=[label(t) for t in top_tokens], textposition="top center",

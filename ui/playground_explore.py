@@ -1,4 +1,5 @@
-"""The playground's "Explore a sentence" tab: hide words, then BERT's guesses, the logit lens and head knock-outs.
+"""The playground's "Explore a sentence" tab: hide words, then BERT's guesses (the logit lens and head knock-outs
+are in ``ui/playground_heads.py``).
 
 Each view reads its widgets, calls ``bert_core.mlm`` / ``bert_core.lens`` and renders; nothing is computed here.
 """
@@ -9,14 +10,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bert_core import InputError, lens, mlm
+from bert_core import InputError, mlm
 from ui import figures_mlm as figs
-from ui.state import model_key
-from ui.text import md_line as md
-from ui.text import pct, signed_pct
+from ui.text import PIECES_NOTE, has_pieces, md_line as md, pct
 
 MAX_WORD_PILLS = 60  # words offered for whole-word masking
 MAX_JOINT_MASKS = 40  # joint fill runs one forward pass per mask
+MAX_BEAM_MASKS, BEAM = 6, 3  # beam search: one batched pass per mask, up to BEAM × masks rows
 VIEWS = ("Predictions", "Logit lens: layer by layer", "Knock out heads")
 
 
@@ -95,6 +95,8 @@ def top_k_view(lm, mi: mlm.MaskedInput) -> tuple[mlm.Prediction, int]:
                                       {original: figs.ANSWER} if original else {}), key="pg_topk_chart")
         if original in pred.top_tokens[i]:
             st.caption(f"Green: the word that was there ('{md(original)}'), if it is among the bars.")
+        if has_pieces(pred.top_tokens[i]):
+            st.caption(PIECES_NOTE)
     return pred, i
 
 
@@ -111,12 +113,19 @@ def fills_view(lm, mi: mlm.MaskedInput, pred: mlm.Prediction) -> None:
     st.markdown("> " + filled_markdown(mi, ind.tokens, "blue"))
     if M <= MAX_JOINT_MASKS:
         joint = mlm.joint_fill(lm, mi)
-        st.markdown("**Joint (the sentence BERT would write)** — fill the mask BERT is surest about, run BERT "
-                    "again with that word written in, and repeat, most confident first:")
+        st.markdown("**Greedy, most-confident-first** — fill the mask BERT is surest about, run BERT again with "
+                    "that word written in, repeat. An early choice is never revisited, so this is *a* plausible "
+                    "fill, not the best sentence BERT could find (it can repeat itself):")
         st.markdown("> " + filled_markdown(mi, joint.tokens, "green"))
-        st.caption("Fill order: " + " → ".join(f"{md(joint.tokens[k])} ({pct(joint.probs[k])})" for k in joint.order))
+        st.caption("Fill order: " + " → ".join(f"{md(joint.tokens[k])} ({pct(joint.probs[k])})" for k in joint.order)
+                   + f" · all together {pct(float(np.prod(joint.probs)))}")
+        if M <= MAX_BEAM_MASKS:
+            beam = mlm.beam_fill(lm, mi, BEAM)
+            st.markdown(f"**Beam search** (keeps the {BEAM} best partial sentences, {pct(float(np.prod(beam.probs)))} "
+                        "all together). More probable is not always better: it may repeat a word that fits everywhere.")
+            st.markdown("> " + filled_markdown(mi, beam.tokens, "violet"))
     else:
-        st.caption(f"The joint fill runs BERT once per mask; it is skipped above {MAX_JOINT_MASKS} masks.")
+        st.caption(f"The greedy fill runs BERT once per mask; it is skipped above {MAX_JOINT_MASKS} masks.")
     rows = [{"mask": mask_label(mi, k), **{f"#{j + 1}": f"{t} ({pct(p)})" for j, (t, p) in enumerate(pred.top(k)[:3])}}
             for k in range(M)]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
@@ -156,80 +165,9 @@ def predictions_view(lm, mi: mlm.MaskedInput) -> None:
     candidates_view(lm, mi)
 
 
-# --- layers and heads -----------------------------------------------------------------------------------------------
-def logit_lens_view(lm, mi: mlm.MaskedInput) -> None:
-    st.markdown("BERT builds its answer layer by layer. The **logit lens** applies the final prediction head to the "
-                "vector at the [MASK] after *every* layer, as if BERT had to answer early. Watch when its final "
-                "answer climbs to rank 1: early layers mostly know about the word's position and neighbours, the "
-                "meaning usually arrives in the upper layers.")
-    c1, c2 = st.columns([1, 2])
-    i = pick_mask(mi, "pg_lens_mask", where=c1)
-    guess = c2.text_input("Also follow this word", key="pg_lens_word", placeholder="e.g. dog").strip()
-    if guess:
-        try:
-            mlm.word_pieces(lm, guess)
-        except InputError as e:
-            st.warning(md(e))
-    ll = lens.logit_lens(lm, mi, i, [guess] if guess else [])
-    st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs), key="pg_lens_chart")
-
-
-def read_head_mask(L: int, H: int) -> np.ndarray:
-    """The knock-out pickers -> head_mask (L, H): 1 = keep, 0 = knocked out. Layers and heads count from 1."""
-    c1, c2 = st.columns(2)
-    layers = c1.multiselect("Knock out whole layers (all their heads)", list(range(1, L + 1)), key="pg_abl_layers",
-                            format_func=lambda n: f"layer {n}")
-    heads = c2.multiselect("Knock out single heads", [(l, h) for l in range(1, L + 1) for h in range(1, H + 1)],
-                           key="pg_abl_heads", format_func=lambda t: f"L{t[0]}·H{t[1]}")
-    hm = np.ones((L, H), dtype=np.float32)
-    for n in layers:
-        hm[n - 1] = 0
-    for l, h in heads:
-        hm[l - 1, h - 1] = 0
-    return hm
-
-
-def ablation_view(lm, mi: mlm.MaskedInput) -> None:
-    st.markdown("Each layer has several attention heads. Knock some out (their output is set to zero) and see "
-                "whether BERT still finds its word. **KL** measures how far the whole probability distribution "
-                "moved (0 = not at all). Below, every head is knocked out on its own to find the heads this "
-                "prediction leans on most.")
-    i = pick_mask(mi, "pg_abl_mask")
-    hm = read_head_mask(lm.config.num_hidden_layers, lm.config.num_attention_heads)
-    ab = lens.ablate(lm, mi, hm, i)
-    if hm.all():
-        st.caption("Nothing knocked out yet: pick layers or heads above.")
-    else:
-        m1, m2, m3 = st.columns(3)
-        m1.metric(f"P('{md(ab.target)}') with all heads", pct(ab.p_before))
-        m2.metric(f"P('{md(ab.target)}') knocked out", pct(ab.p_after), delta=signed_pct(ab.p_after - ab.p_before))
-        m3.metric("KL(before ‖ after)", f"{ab.kl:.3f} nats")
-        top = np.argsort(-ab.before)[:8].tolist()
-        top += [j for j in np.argsort(-ab.after)[:3].tolist() if j not in top]
-        st.plotly_chart(figs.ablation_bars(mlm.token_strings(lm, top), ab.before[top], ab.after[top],
-                                           "BERT's top words before and after"), key="pg_abl_chart")
-    imp = head_ranking(lm, mi, i)
-    st.subheader(f"Most important heads for '{md(imp.target)}'")
-    st.plotly_chart(figs.head_importance_heatmap(imp.drop, imp.target), key="pg_abl_heatmap")
-    st.caption(f"Red: BERT needs the head ('{md(imp.target)}' loses probability without it); blue: the word gets "
-               f"*more* likely without it. With all heads P('{md(imp.target)}') = {pct(imp.p_base)}.")
-    rows = [{"head": f"L{l + 1}·H{h + 1}", f"P('{imp.target}') without it": pct(imp.p_target[l, h]),
-             "change": signed_pct(-d), "relative change": f"{-d / imp.p_base:+.0%}" if imp.p_base else "",
-             "KL (nats)": f"{k:.3g}"} for l, h, d, k in imp.ranking(10)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _head_ranking(_lm, _mi: mlm.MaskedInput, model: str, ids: tuple, groups: tuple, mask: int) -> lens.HeadImportance:
-    return lens.head_importance(_lm, _mi, mask)
-
-
-def head_ranking(lm, mi: mlm.MaskedInput, mask: int) -> lens.HeadImportance:
-    """One batched pass per layer; cached per model and input so other widgets don't recompute it."""
-    return _head_ranking(lm, mi, model_key(lm), tuple(mi.encoded.input_ids.tolist()), mi.groups, mask)
-
-
 def explore_tab(lm) -> None:
+    from ui.playground_heads import ablation_view, logit_lens_view  # here: that module reuses pick_mask from this one
+
     st.session_state.setdefault("pg_text", "The cat sat on the [MASK].")
     mi = read_sentence(lm)
     if mi is None:

@@ -13,10 +13,11 @@ import streamlit as st
 from bert_core import BUNDLED, InputError, game, lens, mlm
 from ui import figures_mlm as figs
 from ui.text import md_line as md
-from ui.text import pct
+from ui.text import PIECES_NOTE, has_pieces, pct
 
 GAME_KEY = "pg_game"  # the GameState
 MSG_KEY = "pg_game_msg"  # why the last guess was refused
+NO_TOOLBAR = {"displayModeBar": False}  # on a phone plotly's toolbar would cover the chart's title
 CODE_KEY = "pg_game_code"  # the ?game= link already started in this session
 SKIPPED = "–"
 
@@ -155,33 +156,40 @@ def reveal_view(s: game.GameState, lm) -> None:
     hl = {t: figs.GUESS for t in g.pieces[:1]}
     hl.update({t: figs.ANSWER for t in a.pieces[:1]})
     chart, side = st.columns([3, 2], gap="large")
-    chart.plotly_chart(figs.topk_bar([t for t, _ in res.top], [p for _, p in res.top], "BERT's top 10", hl),
-                       key="pg_game_chart")
+    words_only = side.toggle("Whole words only", key="pg_game_words",
+                             help="Leave out '##' pieces: only words a player could have typed.")
+    top = res.top_words if words_only and res.top_words else res.top
+    chart.plotly_chart(figs.topk_bar([t for t, _ in top], [p for _, p in top],
+                                     "BERT's top 10 whole words" if words_only else "BERT's top 10", hl),
+                       key="pg_game_chart", config=NO_TOOLBAR)
     side.caption("Orange bar: your guess · green bar: the original word (when they are in BERT's top 10).")
+    if not words_only and has_pieces(t for t, _ in top):
+        side.caption(PIECES_NOTE + " Switch on *Whole words only* to see the words you could have typed.")
     with st.expander("Layer by layer: when did BERT settle on its answer?", icon=":material/stacked_line_chart:"):
         st.caption("The logit lens reads BERT's guess off every layer (see *Explore a sentence*). Lines: BERT's "
                    "final answer, your guess and the original word (first piece for words of several pieces).")
         ll = lens.logit_lens(lm, mlm.prepare(lm, item.masked), 0, [g.word, a.word])
-        st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs),
+        st.plotly_chart(figs.logit_lens_figure(ll.layers, ll.tracked, ll.top_tokens, ll.top_probs), config=NO_TOOLBAR,
                         key="pg_game_lens")
     side.button("See the final score" if s.last_round else "Next round", key="pg_game_next", type="primary",
                 on_click=on_next, icon=":material/flag:" if s.last_round else ":material/arrow_forward:")
 
 
 def game_tab(lm) -> None:
-    st.markdown("BERT hides a word. **Guess what BERT thinks goes there** — not necessarily the word the sentence "
-                f"had! Points come from BERT's rank for your guess: {game.points_rule()}.")
+    """The question comes first (on a phone it must be on the first screen); round, score and rules below it."""
     load_shared_set()
     if GAME_KEY not in st.session_state:
         start(game.GameState.builtin())
     s = state()
-    c1, c2, c3 = st.columns([1, 1, 2])
-    c1.metric("Round", f"{min(s.round + 1, s.n_rounds)} of {s.n_rounds}")
-    c2.metric("Score", s.score)
-    c3.caption(f"Playing {s.label}.")
     if s.over:
         game_over_view(s)
     else:
         st.markdown("#### " + masked_markdown(s.item.masked))
         (guess_view if s.result is None else reveal_view)(s, lm)
+    c1, c2, c3 = st.columns([1, 1, 2])
+    c1.metric("Round", f"{min(s.round + 1, s.n_rounds)} of {s.n_rounds}")
+    c2.metric("Score", s.score)
+    c3.caption(f"Playing {s.label}.")
+    st.markdown("BERT hides a word. **Guess what BERT thinks goes there** — not necessarily the word the sentence "
+                f"had! Points come from BERT's rank for your guess: {game.points_rule()}.")
     teacher_panel(lm)

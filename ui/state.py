@@ -16,9 +16,10 @@ import streamlit as st
 import torch
 
 from bert_core import BUNDLED, LoadedModel, ModelLoadError, load_model
+from ui.text import md_escape
 
 HUB_CHOICES = ["bert-base-uncased", "bert-base-cased", "bert-large-uncased", "google/bert_uncased_L-2_H-128_A-2"]
-BUNDLED_LABEL = "Bundled offline model (all-MiniLM-L6-v2)"
+BUNDLED_LABEL = "Bundled (offline) MiniLM-L6"  # short: a sidebar selectbox cuts long names off
 OTHER_LABEL = "Other hub id or local folder…"
 DEVICES = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DTYPES = {"fp32": "fp32 (exact)", "bf16": "bf16", "fp16": "fp16"}
@@ -56,7 +57,11 @@ def _load(name: str, device: str, dtype: str) -> LoadedModel:
     with st.status(f"Loading {name} …", expanded=False) as status:
         t0 = time.perf_counter()
         status.write("Reading config and weights, building our BERT, loading the tokenizer.")
-        lm = cached_model(name, device, dtype)
+        try:
+            lm = cached_model(name, device, dtype)
+        except ModelLoadError:
+            status.update(label=f"Could not load {name}", state="error")  # never left saying "Loading …"
+            raise
         status.update(label=f"Loaded {name} in {time.perf_counter() - t0:.1f} s", state="complete")
     return lm
 
@@ -69,7 +74,7 @@ def current_model() -> LoadedModel:
     try:
         return _load(name, device, dtype)
     except ModelLoadError as e:
-        st.session_state[ERROR_KEY] = f"Could not load **{name}** ({device}, {dtype}). {e}"
+        st.session_state[ERROR_KEY] = f"Could not load **{md_escape(name)}** ({device}, {dtype}). {md_escape(e)}"
         st.session_state[MODEL_KEY] = BUNDLED
         st.session_state[DEVICE_KEY], st.session_state[DTYPE_KEY] = "auto", "fp32"
         st.session_state[_OTHER_OPEN] = False
@@ -139,7 +144,8 @@ def sidebar_model_picker() -> LoadedModel:
                           help="Press Enter to load it.")
         c1, c2 = st.columns(2)
         gpu = torch.cuda.is_available()
-        c1.selectbox("Device", list(DEVICES), format_func=DEVICES.get, key=_W_DEVICE, on_change=_on_device_or_dtype,
+        c1.selectbox("Device", [d for d in DEVICES if gpu or d != "cuda"], format_func=DEVICES.get, key=_W_DEVICE,
+                     on_change=_on_device_or_dtype,
                      help="Auto uses a GPU when there is one." + ("" if gpu else " No GPU was found here."))
         c2.selectbox("Precision", list(DTYPES), format_func=DTYPES.get, key=_W_DTYPE, on_change=_on_device_or_dtype,
                      help="bf16/fp16 halve memory; numbers on the pages then differ slightly from fp32.")
@@ -148,12 +154,17 @@ def sidebar_model_picker() -> LoadedModel:
                      icon=":material/warning:")
         f = lm.facts()
         shown = "bundled all-MiniLM-L6-v2" if lm.name == BUNDLED else lm.name
-        st.caption(f"**{shown}**  \n{f['layers']} layers × {f['heads']} heads · hidden {f['hidden']} · "
+        st.caption(f"**{md_escape(shown)}**  \n{f['layers']} layers × {f['heads']} heads · hidden {f['hidden']} · "
                    f"{f['parameters'] / 1e6:.1f}M parameters  \n{f['device']} · {f['dtype']} · "
                    f"MLM head: {'yes' if f['MLM head'] else 'no'} · NSP head: {'yes' if f['NSP head'] else 'no'}")
         if lm.model_card:
             with st.expander("Model card: the bundled MLM head"):
                 st.markdown(model_card_markdown(lm.model_card))
+    if ERROR_KEY in st.session_state:  # also in the page: a phone hides the sidebar
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        c1.error(st.session_state[ERROR_KEY] + " Showing the bundled offline model instead.",
+                 icon=":material/warning:")
+        c2.button("Dismiss", key="sb_error_dismiss", on_click=lambda: st.session_state.pop(ERROR_KEY, None))
     return lm
 
 
