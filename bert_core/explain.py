@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .loaded import Encoded, Inspection, InputError, LoadedModel, NoMaskError
+from .loaded import MASK_PATTERN, Encoded, Inspection, InputError, LoadedModel, NoMaskError
 from .model import Bert
 
 METHODS = {"ig": "Integrated gradients", "grad_x_input": "Gradient × input", "rollout": "Attention rollout"}
@@ -66,12 +66,13 @@ class TokenAttribution:
 
 
 # --- targets ---------------------------------------------------------------------------------------------
-def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | None) -> Target:
+def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | None,
+                   text: str | None = None) -> Target:
     """Turn the user's target into a Target.
 
     A classifier checkpoint explains a class when ``target`` is a class index or name, or None without a [MASK]
     (None: the predicted class). Otherwise ``target`` is a word at the first [MASK] (None: BERT's top guess);
-    it must be one wordpiece of the vocabulary.
+    it must be one wordpiece of the vocabulary. text: the text ``enc`` was cut from (for the no-[MASK] message).
     """
     if isinstance(target, Target):
         return target
@@ -92,7 +93,7 @@ def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | N
         return Target("class", 0, index, names[index])
     lm.require_mlm()
     if len(masks) == 0:
-        raise NoMaskError()
+        raise NoMaskError(len(enc.input_ids) if enc.truncated and MASK_PATTERN.search(text or "") else None)
     pos = int(masks[0])
     if target is None:
         with torch.inference_mode():
@@ -148,12 +149,16 @@ def baseline_ids(lm: LoadedModel, enc: Encoded) -> np.ndarray:
 
 
 def attributions(lm: LoadedModel, text: str, target: str | int | Target | None, method: str = "ig",
-                 text_pair: str | None = None, n_steps: int = IG_STEPS) -> TokenAttribution:
-    """Score every token of ``text`` (and ``text_pair``) for ``target`` with ``method`` (a key of METHODS)."""
+                 text_pair: str | None = None, n_steps: int = IG_STEPS,
+                 max_tokens: int | None = None) -> TokenAttribution:
+    """Score every token of ``text`` (and ``text_pair``) for ``target`` with ``method`` (a key of METHODS).
+
+    max_tokens: cut the input to this many wordpieces (IG's cost grows with n_steps × T²).
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    enc = lm.tokenize(text, text_pair)
-    tgt = resolve_target(lm, enc, target)
+    enc = lm.tokenize(text, text_pair, max_tokens=max_tokens)
+    tgt = resolve_target(lm, enc, target, text)
     common = dict(method=method, tokens=enc.tokens, special=enc.special, target=tgt)
     if method == "rollout":
         with torch.inference_mode():
@@ -205,11 +210,11 @@ def attention_rollout(attentions: np.ndarray, residual: float = ROLLOUT_RESIDUAL
 
 
 # --- all three, and how far they agree --------------------------------------------------------------------------
-def explain_all(lm: LoadedModel, text: str, target: str | int | Target | None,
-                text_pair: str | None = None) -> dict[str, TokenAttribution]:
+def explain_all(lm: LoadedModel, text: str, target: str | int | Target | None, text_pair: str | None = None,
+                max_tokens: int | None = None) -> dict[str, TokenAttribution]:
     """The three methods for one target (resolved once, so all explain the same thing)."""
-    tgt = resolve_target(lm, lm.tokenize(text, text_pair), target)
-    return {m: attributions(lm, text, tgt, m, text_pair) for m in METHODS}
+    tgt = resolve_target(lm, lm.tokenize(text, text_pair, max_tokens=max_tokens), target, text)
+    return {m: attributions(lm, text, tgt, m, text_pair, max_tokens=max_tokens) for m in METHODS}
 
 
 def compared_tokens(attr: TokenAttribution) -> np.ndarray:

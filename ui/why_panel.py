@@ -31,9 +31,16 @@ EXPLANATION = (
     "flowed* (rollout). A high attention weight is not the same as importance: attention is not explanation.")
 
 
+MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs 64 forward and backward passes
+
+
 @st.cache_resource(show_spinner=False, max_entries=32, ttl=1800)
 def _explain(_lm: LoadedModel, key: str, text: str, target, text_pair: str | None) -> dict[str, TokenAttribution]:
-    return explain_all(_lm, text, target, text_pair)
+    return explain_all(_lm, text, target, text_pair, max_tokens=MAX_TOKENS)
+
+
+def _lm_cut(lm: LoadedModel, text: str, text_pair: str | None) -> bool:
+    return lm.tokenize(text, text_pair).n_original > MAX_TOKENS
 
 
 def agreement_table(attrs: dict[str, TokenAttribution]) -> pd.DataFrame:
@@ -52,6 +59,9 @@ def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = N
         st.info(str(e), icon=":material/help:")
         return None
     ig = attrs["ig"]
+    if len(ig.tokens) == MAX_TOKENS and _lm_cut(lm, text, text_pair):
+        st.caption(f"Only the first {MAX_TOKENS} wordpieces are explained: integrated gradients runs the model "
+                   f"{ig.n_steps} times, forwards and backwards.")
     st.markdown(f"Why **{md_escape(ig.target.label)}**? Each bar is one token's share in "
                 f"`{md_escape(ig.target.describe())}` = {ig.target_value:.3f}. Blue pushed the answer up, red "
                 "pushed it down" + (", grey is the [MASK] itself." if ig.target.kind == "mask" else "."))
