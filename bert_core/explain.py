@@ -67,11 +67,12 @@ class TokenAttribution:
 
 # --- targets ---------------------------------------------------------------------------------------------
 def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | None,
-                   text: str | None = None) -> Target:
+                   text: str | None = None, which_mask: int = 0) -> Target:
     """Turn the user's target into a Target.
 
     A classifier checkpoint explains a class when ``target`` is a class index or name, or None without a [MASK]
-    (None: the predicted class). Otherwise ``target`` is a word at the first [MASK] (None: BERT's top guess);
+    (None: the predicted class). Otherwise ``target`` is a word at the first [MASK] (``which_mask``: another one;
+    None: BERT's top guess there);
     it must be one wordpiece of the vocabulary. text: the text ``enc`` was cut from (for the no-[MASK] message).
     """
     if isinstance(target, Target):
@@ -94,7 +95,7 @@ def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | N
     lm.require_mlm()
     if len(masks) == 0:
         raise NoMaskError(len(enc.input_ids) if enc.truncated and MASK_PATTERN.search(text or "") else None)
-    pos = int(masks[0])
+    pos = int(masks[min(which_mask, len(masks) - 1)])
     if target is None:
         with torch.inference_mode():
             ids, tt = lm.tensors(enc)

@@ -6,7 +6,8 @@
 Starts ``streamlit run app.py`` (bundled model, offline), opens the attention explorer in headless chromium,
 types a sentence of exactly T wordpieces and times, from the key press (or tab click) until the chart is drawn
 and the app is idle:
-- "one head": the single-head heatmap (its plotted z has T rows);
+- "one head": the single-head heatmap (its plotted z has T rows), after typing the text (forward pass included);
+- "next head": the heatmap of the next head after one step of the head slider (forward pass cached);
 - "grid": the all layers × heads tab;
 - "lines" (when the page has it): the line head view.
 Each time includes the server's forward pass and the page rerun, as a student waits for them.
@@ -32,6 +33,8 @@ WORDS = "the quick brown fox jumps over lazy dog and cat sat on mat by river ban
 _HEAD_DRAWN = """n => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
     gd.calcdata && gd.calcdata[0] && gd.calcdata[0][0] && gd.calcdata[0][0].z && gd.calcdata[0][0].z.length === n
     && gd.calcdata[0][0].z[0].length === n)"""
+_TITLE_DRAWN = """t => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
+    gd.calcdata && gd.layout && gd.layout.title && gd.layout.title.text === t)"""
 _CHART_IN_TAB = """() => { const p = document.querySelector("[role='tabpanel']:not([hidden])");
     return !!p && [...p.querySelectorAll('.js-plotly-plot')].some(gd => gd.calcdata && gd.calcdata.length); }"""
 
@@ -53,6 +56,20 @@ def time_head(page, text: str, n: int) -> float:
     t0 = time.perf_counter()
     box.press("Control+Enter")
     page.wait_for_function(_HEAD_DRAWN, arg=n, timeout=300_000, polling=100)
+    wait_for_app(page, timeout=300, settle=0.0)
+    painted(page)
+    return time.perf_counter() - t0
+
+
+def time_next_head(page) -> float:
+    """Move the head slider one step (the forward pass is cached): the new head's heatmap is drawn."""
+    from browser_fixtures import wait_for_app
+
+    thumb = page.locator("[data-testid='stSlider']").nth(1).get_by_role("slider")
+    thumb.focus()
+    t0 = time.perf_counter()
+    thumb.press("ArrowRight")
+    page.wait_for_function(_TITLE_DRAWN, arg="Layer 0, head 1", timeout=300_000, polling=100)
     wait_for_app(page, timeout=300, settle=0.0)
     painted(page)
     return time.perf_counter() - t0
@@ -86,10 +103,11 @@ def main() -> None:
         page.set_default_timeout(300_000)
         results = {}
         for n in args.tokens:
-            runs: dict[str, list[float]] = {"one head": [], "grid": [], "lines": []}
+            runs: dict[str, list[float]] = {"one head": [], "next head": [], "grid": [], "lines": []}
             for _ in range(args.repeats):
                 open_page(page, url, "attention", timeout=300)
                 runs["one head"].append(time_head(page, sentence(n), n))
+                runs["next head"].append(time_next_head(page))
                 runs["grid"].append(time_tab(page, "All layers"))
                 if page.get_by_role("tab", name="Lines").count():
                     runs["lines"].append(time_tab(page, "Lines"))
