@@ -46,7 +46,7 @@ def pick_focus(chart_key: str) -> None:
     """A click on a token of the head view focuses it (a second click on it shows every token again)."""
     cd = figures.clicked(st.session_state.get(chart_key))
     if cd is not None:
-        st.session_state["att_focus"] = None if st.session_state.get("att_focus") == cd[0] else cd[0]
+        st.session_state["att_focus"] = -1 if st.session_state.get("att_focus") == cd[0] else cd[0]
 
 
 lm = current_model()
@@ -204,11 +204,11 @@ with tabs["lines"]:
                         "**Click a token on the left** to see only its lines; hover it for its top three keys.")
             shown = st.pills("Heads", list(range(H)), selection_mode="multi", default=[head], key="att_lines_heads",
                              format_func=lambda h: f"head {h}") or [head]
-            st.session_state.setdefault("att_focus", None)
+            st.session_state["att_focus"] = min(int(st.session_state.get("att_focus", -1)), T - 1)
             c1, c2 = st.columns([3, 1])
-            focus = c2.selectbox("Focus on", [None, *range(T)], key="att_focus",
-                                 format_func=lambda i: "every token" if i is None else f"#{i} {tokens[i]}")
-            c1.plotly_chart(figures_lines.head_lines(ins.attentions[layer], tokens, shown, focus=focus,
+            focus = c2.selectbox("Focus on", [-1, *range(T)], key="att_focus",
+                                 format_func=lambda i: "every token" if i < 0 else f"#{i} {tokens[i]}")
+            c1.plotly_chart(figures_lines.head_lines(ins.attentions[layer], tokens, shown, focus=None if focus < 0 else focus,
                                                      title=f"Layer {layer}"), key="att_lines",
                             on_select=lambda: pick_focus("att_lines"), selection_mode="points",
                             config={"displayModeBar": False})

@@ -31,7 +31,7 @@ from .model import Bert
 METHODS = {"ig": "Integrated gradients", "grad_x_input": "Gradient × input", "rollout": "Attention rollout"}
 BASELINE = ("the same input with every word's wordpiece replaced by [PAD]; [CLS], [SEP], [MASK], positions and "
             "segments stay")
-IG_STEPS = 64
+IG_STEPS = 32  # Gauss-Legendre: completeness within 0.2% on the bundled probes (16 steps: up to 5%)
 ROLLOUT_RESIDUAL = 0.5  # share of the identity mixed into each layer's head-averaged attention
 
 

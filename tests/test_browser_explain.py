@@ -50,6 +50,12 @@ def drawn_lines(page) -> int:
     return page.locator(".js-plotly-plot .scatterlayer path.js-line").count()
 
 
+def shown_value(page, label: str) -> str:
+    """What a selectbox shows (its text and its input's value)."""
+    box = page.locator("[data-testid='stSelectbox']").filter(has=page.get_by_role("combobox", name=label))
+    return box.evaluate("el => el.innerText + ' ' + [...el.querySelectorAll('input')].map(i => i.value).join(' ')")
+
+
 def settle(page) -> None:
     page.wait_for_timeout(300)
     wait_for_app(page)
@@ -61,12 +67,11 @@ def test_line_views_render_offline_and_a_click_focuses(offline_page, app_server)
     assert_no_exception(page)
     assert drawn_lines(page) >= 1
     assert page.evaluate("window.__xss") is None
-    focus = page.get_by_role("combobox", name="Focus on")
-    assert "every token" in page.locator("[data-testid='stSelectbox']").filter(has=focus).inner_text()
+    assert "every token" in shown_value(page, "Focus on")
     left = page.locator(".js-plotly-plot .scatterlayer .trace").nth(-2).locator(".point")
     left.nth(3).click(force=True)  # token #3 on the query side
     settle(page)
-    assert re.search(r"#3 ", page.locator("[data-testid='stSelectbox']").filter(has=focus).inner_text())
+    assert "#3 " in shown_value(page, "Focus on")
     assert_no_exception(page)
 
     page.get_by_text("Model view (every head)").click()
@@ -112,7 +117,8 @@ def test_why_page_hostile_text(browser_page, app_server, case):
     box = page.get_by_label("Sentence (with [MASK] for a word guess)")
     box.fill(HOSTILE[case])
     box.press("Control+Enter")
-    settle(page)
+    page.wait_for_timeout(300)
+    wait_for_app(page, timeout=300)  # 700 words: a 512-token guess, then integrated gradients on 128
     assert_no_exception(page)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length >= 3",
                            timeout=60_000)

@@ -31,7 +31,7 @@ EXPLANATION = (
     "flowed* (rollout). A high attention weight is not the same as importance: attention is not explanation.")
 
 
-MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs 64 forward and backward passes
+MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs 32 forward and backward passes
 
 
 @st.cache_resource(show_spinner=False, max_entries=32, ttl=1800)
@@ -53,7 +53,7 @@ def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = N
               key: str = "why") -> dict[str, TokenAttribution] | None:
     """Explain ``target`` (a word at the first [MASK], or a class) for ``text`` with all three methods."""
     try:
-        with st.spinner("Explaining: integrated gradients runs the model 64 times…"):
+        with st.spinner("Explaining: integrated gradients runs the model 32 times…"):
             attrs = _explain(lm, model_key(lm), text, target, text_pair)
     except (InputError, MissingHeadError) as e:
         st.info(str(e), icon=":material/help:")
