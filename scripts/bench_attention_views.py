@@ -34,7 +34,7 @@ _HEAD_DRAWN = """n => [...document.querySelectorAll('.js-plotly-plot')].some(gd 
     gd.calcdata && gd.calcdata[0] && gd.calcdata[0][0] && gd.calcdata[0][0].z && gd.calcdata[0][0].z.length === n
     && gd.calcdata[0][0].z[0].length === n)"""
 _TITLE_DRAWN = """t => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
-    gd.calcdata && gd.layout && gd.layout.title && gd.layout.title.text === t)"""
+    gd.calcdata && gd.layout && gd.layout.title && String(gd.layout.title.text).replace(/<[^>]*>/g, "") === t)"""
 _CHART_IN_TAB = """() => { const p = document.querySelector("[role='tabpanel']:not([hidden])");
     return !!p && [...p.querySelectorAll('.js-plotly-plot')].some(gd => gd.calcdata && gd.calcdata.length); }"""
 

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from bert_core import InputError, LoadedModel, MissingHeadError
-from bert_core.explain import BASELINE, METHODS, TokenAttribution, compared_tokens, explain_all, rank_agreement
+from bert_core.explain import BASELINE, IG_STEPS, METHODS, TokenAttribution, compared_tokens, explain_all, rank_agreement
 from ui import figures_explain
 from ui.state import model_key
 from ui.text import md_escape
@@ -31,7 +31,7 @@ EXPLANATION = (
     "flowed* (rollout). A high attention weight is not the same as importance: attention is not explanation.")
 
 
-MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs 32 forward and backward passes
+MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs IG_STEPS forward and backward passes
 
 
 @st.cache_resource(show_spinner=False, max_entries=32, ttl=1800)
@@ -53,7 +53,7 @@ def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = N
               key: str = "why") -> dict[str, TokenAttribution] | None:
     """Explain ``target`` (a word at the first [MASK], or a class) for ``text`` with all three methods."""
     try:
-        with st.spinner("Explaining: integrated gradients runs the model 32 times…"):
+        with st.spinner(f"Explaining: integrated gradients runs the model {IG_STEPS} times…"):
             attrs = _explain(lm, model_key(lm), text, target, text_pair)
     except (InputError, MissingHeadError) as e:
         st.info(str(e), icon=":material/help:")
