@@ -237,7 +237,7 @@ with tabs["neuron"]:
         st.markdown("How does one head decide? For a query token, its **query vector q** is multiplied element by "
                     "element with every token's **key vector k** (q ⊙ k, red = positive, blue = negative). Each row "
                     "is summed (the dot product q·k), divided by √d_k and turned into weights by a softmax over the "
-                    "keys. That last column is exactly the query's row of the attention map.")
+                    "keys (columns: k, q ⊙ k, q·k/√d_k, softmax). The softmax is the query's row of the attention map.")
         st.session_state["att_query"] = min(int(st.session_state.get("att_query", 1 if T > 2 else 0)), T - 1)
         query = st.selectbox("Query token", list(range(T)), key="att_query",
                              format_func=lambda i: f"#{i} {tokens[i]}")

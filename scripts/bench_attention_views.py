@@ -11,6 +11,7 @@ and the app is idle:
 - "grid": the all layers × heads tab;
 - "lines" (when the page has it): the line head view.
 Each time includes the server's forward pass and the page rerun, as a student waits for them.
+With --plotly-only: Plotly.newPlot of this checkout's figures alone (random attention, no server, no model).
 """
 
 from __future__ import annotations
@@ -88,11 +89,61 @@ def time_tab(page, name: str) -> float:
     return time.perf_counter() - t0
 
 
+def plotly_only(page, n: int, repeats: int) -> dict[str, float]:
+    """Plotly alone (no Streamlit, no model): Plotly.newPlot of this checkout's figures on random attention."""
+    import numpy as np
+    import plotly
+
+    sys.path.insert(0, str(ROOT))
+    from ui import figures_attention as fa
+
+    rng = np.random.default_rng(0)
+    a = np.exp(rng.normal(size=(6, 12, n, n)) * 3).astype(np.float32)
+    a /= a.sum(-1, keepdims=True)
+    toks = [WORDS[i % len(WORDS)] for i in range(n)]
+    figs = {"one head": fa.attention_heatmap(a[0, 0], toks, "Layer 0, head 0"), "grid": fa.head_grid(a)}
+    try:
+        from ui import figures_lines
+
+        figs["lines"] = figures_lines.head_lines(a[0], toks, [0])
+    except ImportError:  # a checkout from before the line views
+        pass
+    page.set_content("<div id='g' style='width:1000px'></div>")
+    page.add_script_tag(path=str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
+    out = {}
+    for name, fig in figs.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            page.evaluate("s => { const f = JSON.parse(s); return Plotly.newPlot('g', f.data, f.layout); }",
+                          fig.to_json())
+            painted(page)
+            times.append(time.perf_counter() - t0)
+            page.evaluate("() => Plotly.purge('g')")
+        out[name] = statistics.median(times)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--plotly-only", action="store_true", help="time Plotly.newPlot of the figures alone")
     args = ap.parse_args()
+    if args.plotly_only:
+        from playwright.sync_api import sync_playwright
+
+        from browser_fixtures import CHROMIUM, CHROMIUM_ARGS
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(600_000)
+            for n in args.tokens:
+                res = plotly_only(page, n, args.repeats)
+                print(f"T={n} plotly only: " + ", ".join(f"{k} {v:.2f} s" for k, v in res.items()), flush=True)
+            browser.close()
+        return
     from playwright.sync_api import sync_playwright
 
     from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, open_page, streamlit_server

@@ -4,7 +4,7 @@
     python scripts/screenshot_views.py /tmp/shots --only why lines
 
 Starts the app offline (bundled model) with requests outside localhost blocked, opens each view by its URL and
-writes NAME_WIDTHxHEIGHT.png (full page).
+writes NAME_WIDTHxHEIGHT_top.png (the top of the page) and NAME_WIDTHxHEIGHT.png (scrolled to the view's chart).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ VIEWS = {
     "why": "why",
     "embeddings": "embeddings",
 }
+CHART = {"neuron": 1}  # which chart of the view to scroll to (default: the first)
 SIZES = [(1280, 720), (1400, 1000), (390, 844)]
 
 
@@ -58,7 +59,12 @@ def main() -> None:
                     page.wait_for_timeout(300)
                     wait_for_app(page, timeout=180)
                 page.wait_for_timeout(800)  # let plotly finish its transitions before the picture
-                page.screenshot(path=str(args.out / f"{name}_{w}x{h}.png"), full_page=True)
+                page.screenshot(path=str(args.out / f"{name}_{w}x{h}_top.png"))
+                charts = page.locator("[data-testid='stPlotlyChart']")
+                if charts.count():  # the app scrolls inside its main block: bring the view's chart into sight
+                    charts.nth(CHART.get(name, 0)).scroll_into_view_if_needed()
+                    page.wait_for_timeout(500)
+                page.screenshot(path=str(args.out / f"{name}_{w}x{h}.png"))
                 print("wrote", args.out / f"{name}_{w}x{h}.png", flush=True)
             ctx.close()
         browser.close()

@@ -35,7 +35,9 @@ def attribution_figure(attrs: dict[str, TokenAttribution]) -> go.Figure:
     fig.update_xaxes(tickmode="array", tickvals=shown.tolist(), ticktext=[toks[i] for i in shown], tickangle=-60,
                      row=len(names), col=1)
     fig.update_yaxes(zeroline=True, zerolinecolor="#888")
-    return _base_layout(fig, None, height=170 * len(names) + 90)
+    _base_layout(fig, None, height=170 * len(names) + 110)
+    fig.update_layout(margin=dict(t=30))  # room for the first subplot's title
+    return fig
 
 
 def agreement_figure(rho: np.ndarray, names: Sequence[str]) -> go.Figure:
@@ -54,7 +56,7 @@ def neuron_figure(nv: NeuronView) -> go.Figure:
     T, d = nv.k.shape
     fig = make_subplots(rows=1, cols=4, shared_yaxes=True, column_widths=[0.33, 0.33, 0.17, 0.17],
                         horizontal_spacing=0.02,
-                        subplot_titles=["k (each key's vector)", "q ⊙ k", "q·k ÷ √d_k", "softmax = attention"])
+                        subplot_titles=["k", "q ⊙ k", "q·k/√d_k", "softmax"])
     for col, m in ((1, nv.k), (2, nv.qk)):
         lim = float(np.abs(m).max(initial=0.0)) or 1.0
         fig.add_trace(go.Heatmap(z=m.astype(np.float32), x=np.arange(d), y=np.arange(T), colorscale=DIVERGING,
@@ -71,7 +73,9 @@ def neuron_figure(nv: NeuronView) -> go.Figure:
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="dimension", row=1, col=1)
     fig.update_xaxes(title_text="dimension", row=1, col=2)
-    return _base_layout(fig, None, height=int(max(300, min(1200, 20 * T + 120))))
+    _base_layout(fig, None, height=int(max(300, min(1200, 20 * T + 140))))
+    fig.update_layout(margin=dict(t=30))  # room for the subplot titles
+    return fig
 
 
 def embedding_scatter(xy: np.ndarray, senses: Sequence[str], texts: Sequence[str], title: str | None = None,
@@ -94,10 +98,12 @@ def embedding_scatter(xy: np.ndarray, senses: Sequence[str], texts: Sequence[str
         fig.add_trace(go.Scatter(x=[xy[highlight, 0]], y=[xy[highlight, 1]], mode="markers", name="picked",
                                  marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(width=2.5, color="black")),
                                  hoverinfo="skip"))
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), hovermode="closest")
+    fig.update_layout(legend=dict(orientation="h", y=-0.15, x=0, yanchor="top"), hovermode="closest")
     fig.update_xaxes(title_text="component 1", zeroline=False)
     fig.update_yaxes(title_text="component 2", zeroline=False)
-    return _base_layout(fig, title, height=460)
+    _base_layout(fig, title, height=500)
+    fig.update_layout(margin=dict(b=40))
+    return fig
 
 
 def layer_curve(values: np.ndarray, name: str, selected: int | None = None) -> go.Figure:

@@ -98,7 +98,7 @@ def head_lines(attn: np.ndarray, tokens: Sequence[str], heads: Sequence[int], fo
     fig.update_xaxes(visible=False, range=[-0.75, 1.75], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-T + 0.2, 0.8], fixedrange=T <= MAX_TOKEN_LABELS)
     fig.update_layout(dragmode="pan" if T > MAX_TOKEN_LABELS else False, clickmode="event+select",
-                      legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"), hovermode="closest")
+                      legend=dict(x=1.0, y=1.0, xanchor="right"), hovermode="closest")
     return _base_layout(fig, title, height=int(max(320, min(1400, 17 * T + 110))))
 
 

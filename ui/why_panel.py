@@ -63,7 +63,7 @@ def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = N
         st.caption(f"Only the first {MAX_TOKENS} wordpieces are explained: integrated gradients runs the model "
                    f"{ig.n_steps} times, forwards and backwards.")
     st.markdown(f"Why **{md_escape(ig.target.label)}**? Each bar is one token's share in "
-                f"`{md_escape(ig.target.describe())}` = {ig.target_value:.3f}. Blue pushed the answer up, red "
+                f"{md_escape(ig.target.describe())} = {ig.target_value:.3f}. Blue pushed the answer up, red "
                 "pushed it down" + (", grey is the [MASK] itself." if ig.target.kind == "mask" else "."))
     st.plotly_chart(figures_explain.attribution_figure(attrs), key=f"{key}_bars")
     left, right = st.columns([1.3, 1])
