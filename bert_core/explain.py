@@ -93,9 +93,9 @@ def resolve_target(lm: LoadedModel, enc: Encoded, target: str | int | Target | N
             raise InputError(f"Class {index} does not exist: this classifier has {len(names)} classes.")
         return Target("class", 0, index, names[index])
     lm.require_mlm()
-    if len(masks) == 0:
+    if which_mask >= len(masks):  # none, or the wanted one was cut off
         raise NoMaskError(len(enc.input_ids) if enc.truncated and MASK_PATTERN.search(text or "") else None)
-    pos = int(masks[min(which_mask, len(masks) - 1)])
+    pos = int(masks[which_mask])
     if target is None:
         with torch.inference_mode():
             ids, tt = lm.tensors(enc)
@@ -212,9 +212,9 @@ def attention_rollout(attentions: np.ndarray, residual: float = ROLLOUT_RESIDUAL
 
 # --- all three, and how far they agree --------------------------------------------------------------------------
 def explain_all(lm: LoadedModel, text: str, target: str | int | Target | None, text_pair: str | None = None,
-                max_tokens: int | None = None) -> dict[str, TokenAttribution]:
+                max_tokens: int | None = None, which_mask: int = 0) -> dict[str, TokenAttribution]:
     """The three methods for one target (resolved once, so all explain the same thing)."""
-    tgt = resolve_target(lm, lm.tokenize(text, text_pair, max_tokens=max_tokens), target, text)
+    tgt = resolve_target(lm, lm.tokenize(text, text_pair, max_tokens=max_tokens), target, text, which_mask)
     return {m: attributions(lm, text, tgt, m, text_pair, max_tokens=max_tokens) for m in METHODS}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_support import charts, errors, open_page
+from apptest_support import charts, errors, new_app, open_page
 from apptest_support import plotly_array as decode
 from conftest import make_checkpoint
 from streamlit.testing.v1 import AppTest
@@ -109,3 +109,22 @@ def test_embeddings_page_layer_zero_tsne_and_hostile_lines(tiny_dir):
     assert not errors(at)
     assert at.slider(key="emb_layer").max == 2  # the tiny model has 2 layers
     assert charts(at)[0]["layout"]["title"]["text"].startswith("“bank” at layer 0 (t-SNE")
+
+
+# --- the playground: the Why toggle under the chart, the sentence in the URL -------------------------------------------
+def test_playground_why_panel_explains_the_charted_mask(bundled):
+    text = "The [MASK] sat on the [MASK]."
+    at = open_page("app_pages/playground.py", pg_text=text, pg_pred_mask=1)
+    assert not errors(at)
+    assert at.query_params["text"] == text
+    at.toggle(key="pg_why").set_value(True).run()
+    assert not errors(at)
+    ig = explain_all(bundled, text, None, which_mask=1)["ig"]
+    assert ig.target.position == 6
+    np.testing.assert_allclose(decode(bars(at)["data"][0]["y"]), ig.scores, rtol=1e-4, atol=1e-6)
+    fresh = new_app()  # someone opens the shared link: it restores the sentence
+    fresh.query_params["text"] = "Birds can [MASK] in the sky."
+    fresh.run()
+    fresh.switch_page("app_pages/playground.py")
+    fresh.run()
+    assert fresh.text_area(key="pg_text").value == "Birds can [MASK] in the sky."

@@ -3,6 +3,7 @@
     from ui.why_panel import why_panel
     why_panel(lm, "Paris is the capital of [MASK].", "france")          # a [MASK] guess
     why_panel(lm, "what a lovely day", "positive")                       # a fine-tuned classifier's class
+    why_panel(lm, "The [MASK] sat on the [MASK].", None, which_mask=1)   # BERT's top guess at the second mask
 
 Any page can call it; it renders into the current container and returns the attributions (None on bad input).
 """
@@ -35,8 +36,9 @@ MAX_TOKENS = 128  # wordpieces explained: integrated gradients costs IG_STEPS fo
 
 
 @st.cache_resource(show_spinner=False, max_entries=32, ttl=1800)
-def _explain(_lm: LoadedModel, key: str, text: str, target, text_pair: str | None) -> dict[str, TokenAttribution]:
-    return explain_all(_lm, text, target, text_pair, max_tokens=MAX_TOKENS)
+def _explain(_lm: LoadedModel, key: str, text: str, target, text_pair: str | None,
+             which_mask: int) -> dict[str, TokenAttribution]:
+    return explain_all(_lm, text, target, text_pair, max_tokens=MAX_TOKENS, which_mask=which_mask)
 
 
 def _lm_cut(lm: LoadedModel, text: str, text_pair: str | None) -> bool:
@@ -49,12 +51,13 @@ def agreement_table(attrs: dict[str, TokenAttribution]) -> pd.DataFrame:
     return pd.DataFrame(rank_agreement(attrs).round(2), index=names, columns=names)
 
 
-def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = None,
-              key: str = "why") -> dict[str, TokenAttribution] | None:
-    """Explain ``target`` (a word at the first [MASK], or a class) for ``text`` with all three methods."""
+def why_panel(lm: LoadedModel, text: str, target=None, text_pair: str | None = None, key: str = "why",
+              which_mask: int = 0) -> dict[str, TokenAttribution] | None:
+    """Explain ``target`` (a word at a [MASK], or a class; None: the top guess / predicted class) for ``text``
+    with all three methods. which_mask: 0 = the first [MASK], 1 = the second, …"""
     try:
         with st.spinner(f"Explaining: integrated gradients runs the model {IG_STEPS} times…"):
-            attrs = _explain(lm, model_key(lm), text, target, text_pair)
+            attrs = _explain(lm, model_key(lm), text, target, text_pair, which_mask)
     except (InputError, MissingHeadError) as e:
         st.info(str(e), icon=":material/help:")
         return None
