@@ -1,7 +1,6 @@
 """Contextual embeddings: one ambiguous word in many sentences, layer by layer, and its nearest neighbours."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from bert_core import InputError, LoadedModel
