@@ -14,6 +14,8 @@ pages = {
         st.Page("app_pages/attention.py", title="Attention explorer", icon=":material/grid_on:", url_path="attention"),
         st.Page("app_pages/inside_bert.py", title="Inside BERT: the maths", icon=":material/calculate:", url_path="inside"),
         st.Page("app_pages/family.py", title="BERT's family", icon=":material/account_tree:", url_path="family"),
+        st.Page("app_pages/embeddings.py", title="Contextual embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
+        st.Page("app_pages/why.py", title="Why did BERT say that?", icon=":material/help:", url_path="why"),
     ],
     "Play": [st.Page("app_pages/playground.py", title="Masked-word playground", icon=":material/target:",
                      url_path="playground")],

@@ -4,39 +4,49 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bert_core import InputError
+from bert_core import InputError, LoadedModel
+from bert_core.explain import neuron_view
 from bert_core.stats import STATISTICS, head_statistics, segment_crossing
 from ui import figures_attention as figures
+from ui import figures_explain, figures_lines
 from ui.text import md_escape
 from ui.bertviz_embed import bertviz_html, bertviz_size
-from ui.state import current_model, inspect_text
+from ui.share import UrlField, flag, parse_flag, sync_url
+from ui.state import current_model, inspect_text, model_key
 
 DEFAULT_A = "The cat sat on the mat because it was tired."
 DEFAULT_B = "Then it fell asleep in the sun."
-TABS = [":material/zoom_in: One head", ":material/apps: All layers × heads", ":material/insights: Head statistics",
-        ":material/compare_arrows: Between sentences", ":material/hub: bertviz"]
+TABS = {"head": ":material/zoom_in: One head", "grid": ":material/apps: All layers × heads",
+        "lines": ":material/share: Lines", "neuron": ":material/calculate: Neuron view",
+        "stats": ":material/insights: Head statistics", "pair": ":material/compare_arrows: Between sentences"}
+TAB_IDS = {v: k for k, v in TABS.items()}
+URL = [UrlField("text", "att_text"), UrlField("pair", "att_pair", parse_flag, flag), UrlField("b", "att_text_b"),
+       UrlField("layer", "att_layer", int), UrlField("head", "att_head", int),
+       UrlField("tab", "att_tab", TABS.__getitem__, TAB_IDS.get)]
 
+sync_url(URL, "attention")  # the view lives in the address bar: share the link to share the view
 st.session_state.setdefault("att_text", DEFAULT_A)
 st.session_state.setdefault("att_text_b", DEFAULT_B)
 st.session_state.setdefault("att_pair", False)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=1800)
+def _with_qkv(_lm: LoadedModel, key: str, text: str, text_pair: str | None):
+    return _lm.inspect(text, text_pair, with_qkv=True, with_mlm=False)
+
+
 def pick_head(chart_key: str) -> None:
-    """A click on the grid or the statistics map opens that (layer, head)."""
-    event = st.session_state.get(chart_key)
-    points = event.selection.points if event is not None else []
-    for p in points:
-        cd = p.get("customdata")
-        if isinstance(cd, dict):  # plotly may hand an array back as {"0": …, "1": …}
-            cd = [cd[k] for k in sorted(cd, key=int)]
-        if cd is not None and len(cd) >= 2:
-            layer, head = int(cd[0]), int(cd[1])
-        elif p.get("point_index") is not None:  # markers are laid out layer by layer
-            layer, head = divmod(int(p["point_index"]), H)
-        else:
-            continue
-        st.session_state["att_layer"], st.session_state["att_head"] = min(layer, L - 1), min(head, H - 1)
-        return
+    """A click on the grid, the model view or the statistics map opens that (layer, head)."""
+    cd = figures.clicked(st.session_state.get(chart_key), H)
+    if cd is not None and len(cd) >= 2:
+        st.session_state["att_layer"], st.session_state["att_head"] = min(cd[0], L - 1), min(cd[1], H - 1)
+
+
+def pick_focus(chart_key: str) -> None:
+    """A click on a token of the head view focuses it (a second click on it shows every token again)."""
+    cd = figures.clicked(st.session_state.get(chart_key))
+    if cd is not None:
+        st.session_state["att_focus"] = -1 if st.session_state.get("att_focus") == cd[0] else cd[0]
 
 
 lm = current_model()
@@ -91,7 +101,7 @@ hide = s3.toggle("Hide [CLS] / [SEP]", key="att_hide_special",
                       "Rows then no longer add up to 1.")
 keep = ~enc.special if hide and (~enc.special).any() else None
 
-tabs = st.tabs(TABS, key="att_tab", on_change="rerun")
+tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="att_tab", on_change="rerun")))
 
 
 def big_heatmap(container) -> None:
@@ -101,8 +111,8 @@ def big_heatmap(container) -> None:
                            config={"toImageButtonOptions": {"filename": f"attention_L{layer}_H{head}"}})
 
 
-with tabs[0]:
-    if tabs[0].open:
+with tabs["head"]:
+    if tabs["head"].open:
         left, right = st.columns([3, 1.2])
         big_heatmap(left)
         a = ins.attentions[layer, head]
@@ -123,8 +133,8 @@ with tabs[0]:
                                key="att_csv", width="stretch", icon=":material/download:")
             st.caption("PNG: use the camera icon in the chart's toolbar.")
 
-with tabs[1]:
-    if tabs[1].open:
+with tabs["grid"]:
+    if tabs["grid"].open:
         st.markdown(f"All {L * H} heads at once: one row of tiles per layer, one column per head. Each tile is that "
                     "head's map, shrunk and scaled to its own maximum, so you can spot families at a glance: "
                     "diagonal stripes (look at the next or previous word), a dark first or last column "
@@ -138,8 +148,8 @@ with tabs[1]:
         note.markdown(f"**Layer {layer}, head {head}**, large. Rows are queries, columns keys; hover a cell for "
                       "*query → key : weight*. The tile outlined in the grid is the one shown here.")
 
-with tabs[2]:
-    if tabs[2].open:
+with tabs["stats"]:
+    if tabs["stats"].open:
         stats = head_statistics(ins.attentions, tokens)
         st.markdown("What does each head tend to do? For every head we average over all tokens of your input "
                     "(after Clark et al., 2019, *What does BERT look at?*). Choose a statistic; the map shows it "
@@ -162,8 +172,8 @@ with tabs[2]:
             st.dataframe(pd.DataFrame({"value": [float(stats[k][layer, head]) for k in STATISTICS]},
                                       index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
 
-with tabs[3]:
-    if tabs[3].open:
+with tabs["pair"]:
+    if tabs["pair"].open:
         if not is_pair:
             st.info("Switch on **Add a second sentence (B)** above to see how BERT relates two sentences.",
                     icon=":material/link:")
@@ -183,19 +193,57 @@ with tabs[3]:
             st.plotly_chart(figures.cross_segment_chart(segment_crossing(ins.attentions, enc.token_type_ids,
                                                                          enc.special)), key="att_cross")
 
-with tabs[4]:
-    if tabs[4].open:
-        st.markdown("[bertviz](https://github.com/jessevig/bertviz) by Jesse Vig draws attention as lines between "
-                    "tokens. **Head view**: one layer, each colour a head; hover a token to see where it looks. "
-                    "**Model view**: every layer and head as small line plots; click one to enlarge it. "
-                    "bertviz loads its scripts from the internet; everything else on this page works offline.")
-        view = st.radio("View", ["head", "model"], horizontal=True, key="att_bv_view",
-                        format_func={"head": "Head view (this layer)", "model": "Model view (all layers)"}.get)
-        b_start = int(np.argmax(enc.token_type_ids == 1)) if is_pair else None
-        ok, reason = bertviz_size(view, L, H, T, is_pair)
-        if not ok:
-            st.info(reason, icon=":material/content_cut:")
+with tabs["lines"]:
+    if tabs["lines"].open:
+        view = st.segmented_control("View", ["head", "model", "bertviz"], key="att_lines_view", required=True,
+                                    default="head", format_func={"head": "Head view (this layer)", "model":
+                                    "Model view (every head)", "bertviz": "bertviz (needs internet)"}.get)
+        if view == "head":
+            st.markdown("Each token on the left (the **query**) sends a line to every token on the right (the "
+                        "**key**) it attends to; thicker, darker lines carry more weight, one colour per head. "
+                        "**Click a token on the left** to see only its lines; hover it for its top three keys.")
+            shown = st.pills("Heads", list(range(H)), selection_mode="multi", default=[head], key="att_lines_heads",
+                             format_func=lambda h: f"head {h}") or [head]
+            st.session_state["att_focus"] = min(int(st.session_state.get("att_focus", -1)), T - 1)
+            c1, c2 = st.columns([3, 1])
+            focus = c2.selectbox("Focus on", [-1, *range(T)], key="att_focus",
+                                 format_func=lambda i: "every token" if i < 0 else f"#{i} {tokens[i]}")
+            c1.plotly_chart(figures_lines.head_lines(ins.attentions[layer], tokens, shown, focus=None if focus < 0 else focus,
+                                                     title=f"Layer {layer}"), key="att_lines",
+                            on_select=lambda: pick_focus("att_lines"), selection_mode="points",
+                            config={"displayModeBar": False})
+            c2.caption(f"Lines below weight {figures_lines.MIN_WEIGHT} are left out; at most "
+                       f"{figures_lines.MAX_SEGMENTS:,} lines are drawn, the strongest first.")
+        elif view == "model":
+            st.markdown(f"Every head of every layer as a small line view ({L} × {H}). Look for families: "
+                        "parallel lines (a head looking at the next or previous token), fans into one token "
+                        "([CLS], [SEP] or a full stop). **Click one** to open it in the other tabs.")
+            st.plotly_chart(figures_lines.model_lines(ins.attentions, selected=(layer, head)), key="att_model",
+                            on_select=lambda: pick_head("att_model"), selection_mode="points",
+                            config={"displayModeBar": False})
         else:
-            doc = bertviz_html(ins.attentions, tokens, view, sentence_b_start=b_start,
-                               layers=[layer] if view == "head" else None)
-            st.iframe(doc, height="content")
+            st.markdown("[bertviz](https://github.com/jessevig/bertviz) by Jesse Vig draws the same views with "
+                        "its own scripts, which it loads from the internet; the two views above work offline.")
+            b_start = int(np.argmax(enc.token_type_ids == 1)) if is_pair else None
+            ok, reason = bertviz_size("head", L, H, T, is_pair)
+            if not ok:
+                st.info(reason, icon=":material/content_cut:")
+            else:
+                st.iframe(bertviz_html(ins.attentions, tokens, "head", sentence_b_start=b_start, layers=[layer]),
+                          height="content")
+
+with tabs["neuron"]:
+    if tabs["neuron"].open:
+        st.markdown("How does one head decide? For a query token, its **query vector q** is multiplied element by "
+                    "element with every token's **key vector k** (q ⊙ k, red = positive, blue = negative). Each row "
+                    "is summed (the dot product q·k), divided by √d_k and turned into weights by a softmax over the "
+                    "keys (columns: k, q ⊙ k, q·k/√d_k, softmax). The softmax is the query's row of the attention map.")
+        st.session_state["att_query"] = min(int(st.session_state.get("att_query", 1 if T > 2 else 0)), T - 1)
+        query = st.selectbox("Query token", list(range(T)), key="att_query",
+                             format_func=lambda i: f"#{i} {tokens[i]}")
+        nv = neuron_view(_with_qkv(lm, model_key(lm), text_a, text_b if pair else None), layer, head, query)
+        st.plotly_chart(figures.vector_strip(nv.q, f"q of #{query}"), key="att_q")
+        st.plotly_chart(figures_explain.neuron_figure(nv), key="att_neuron")
+        err = float(np.abs(nv.probs - ins.attentions[layer, head, query]).max())
+        st.success(f"The softmax column equals row {query} of layer {layer}, head {head}'s attention map: "
+                   f"largest difference {err:.1e}.", icon=":material/check:")

@@ -86,7 +86,10 @@ def test_attention_explorer(browser_page, app_server):
     assert_no_exception(page)
 
     # bertviz: the view when the CDN is reachable, else a clear note (never a blank box), and no script from the text
-    click_tab(page, "bertviz")
+    click_tab(page, "Lines")
+    page.get_by_text("bertviz (needs internet)").click()
+    page.wait_for_timeout(300)
+    wait_for_app(page)
     page.wait_for_function(
         """() => { const f = document.querySelector("iframe"); const d = f && f.contentDocument;
                    return d && (d.querySelector("svg") || d.querySelector("#bertlab-cdn-note[data-offline]")); }""",

@@ -50,14 +50,20 @@ def test_user_text_is_escaped_in_plotly_labels():
     assert md_escape("<b>*x*</b> $1$") == r"\<b\>\*x\*\</b\> \$1\$"
 
 
-def test_long_inputs_hover_by_position_and_stay_small():
+def test_long_inputs_thin_their_labels_and_hover_by_name():
     T = 128
     a = random_attention(1, 1, T)[0, 0]
     fig = figures.attention_heatmap(a, [f"w{i}" for i in range(T)])
     assert fig.data[0].text is not None  # 128 tokens still get 'query → key' labels
     assert figures.figure_bytes(fig) < 600_000
-    big = figures.attention_heatmap(random_attention(1, 1, 200)[0, 0], [f"w{i}" for i in range(200)])
-    assert big.data[0].text is None and "query #%{y}" in big.data[0].hovertemplate
+    ticks = list(fig.layout.xaxis.tickvals)
+    assert len(ticks) == figures.MAX_TICK_LABELS and ticks[0] == 0 and ticks[-1] == T - 1
+    assert list(fig.layout.xaxis.ticktext) == [f"w{i}" for i in ticks]
+    big = figures.attention_heatmap(random_attention(1, 1, 512)[0, 0], ["<b>"] + [f"w{i}" for i in range(1, 512)])
+    assert big.data[0].text is None and big.data[0].hovertemplate.startswith("%{y} → %{x}")
+    assert big.data[0].x[0] == "#0 &lt;b&gt;" and big.data[0].y[511] == "#511 w511"  # hover names both tokens
+    assert len(big.layout.yaxis.tickvals) == 64 and big.layout.yaxis.tickvals[-1] == "#511 w511"
+    np.testing.assert_array_equal(big.data[0].z, random_attention(1, 1, 512)[0, 0])
 
 
 def test_head_grid_tiles_every_head_and_marks_the_selected_one():
@@ -148,3 +154,77 @@ def test_bertviz_head_view_one_layer_rounded_and_size_estimate():
     assert 0.6 * est < len(doc.encode()) < 1.2 * est
     ok, why = bertviz_size("model", 12, 12, 128, pair=False)
     assert not ok and "shorten" in why
+
+
+# --- line views and explanation figures (issue #14) --------------------------------------------------------------
+from ui import figures_explain, figures_lines  # noqa: E402
+
+
+def segments(fig, name=None):
+    """(query, key) pairs drawn as lines (y = −position), per trace name."""
+    out = []
+    for t in fig.data:
+        if t.mode == "lines" and (name is None or t.name == name):
+            y = np.asarray(t.y, dtype=float)
+            out += [(-int(y[i]), -int(y[i + 1])) for i in range(0, len(y), 3)]
+    return sorted(out)
+
+
+def test_head_lines_draw_every_link_above_the_threshold_in_its_heads_colour():
+    a = random_attention(1, 3, 7, seed=2)[0]
+    a[2] = np.eye(7)
+    fig = figures_lines.head_lines(a, TOKENS, heads=[1, 2])
+    assert segments(fig, "head 2") == [(i, i) for i in range(7)]
+    expected = sorted(zip(*np.nonzero(a[1] >= figures_lines.MIN_WEIGHT)))
+    assert segments(fig, "head 1") == [(int(r), int(c)) for r, c in expected]
+    assert {t.line.color for t in fig.data if t.name == "head 2"} == {figures_lines.head_color(2)}
+    strong = [t for t in fig.data if t.name == "head 2"][0]
+    assert strong.line.width > [t for t in fig.data if t.name == "head 1"][0].line.width  # weight 1 is thickest
+    focused = figures_lines.head_lines(a, TOKENS, heads=[1], focus=3)
+    assert {q for q, _ in segments(focused)} == {3}
+    left = fig.data[-2]
+    assert list(np.asarray(left.customdata).ravel()) == list(range(7))
+    assert left.hovertext[2].startswith("#2 cat looks at:")
+
+
+def test_head_lines_stay_within_budget_and_escape_tokens_at_512():
+    T = 512
+    z = np.exp(np.random.default_rng(1).normal(size=(12, T, T)) * 5)  # peaked rows, as real heads have
+    a = (z / z.sum(-1, keepdims=True)).astype(np.float32)
+    toks = ["<script>"] + [f"w{i}" for i in range(1, T)]
+    fig = figures_lines.head_lines(a, toks, heads=range(12))
+    assert 0 < len(segments(fig)) <= figures_lines.MAX_SEGMENTS
+    assert fig.data[-2].text[0] == "&lt;script&gt;"
+    assert sum(bool(t) for t in fig.data[-2].text) <= figures_lines.MAX_TOKEN_LABELS
+    assert figures.figure_bytes(fig) < 2_000_000
+
+
+def test_model_lines_cells_carry_layer_and_head():
+    a = random_attention(2, 3, 6)
+    fig = figures_lines.model_lines(a, selected=(1, 2))
+    cells = fig.data[-1]
+    assert np.asarray(cells.customdata).tolist() == [[la, h] for la in range(2) for h in range(3)]
+    n = sum(len(t.x) // 3 for t in fig.data if t.mode == "lines")
+    assert n == int((a >= 0.1).sum())
+    assert len(fig.layout.shapes) == 1
+
+
+def test_neuron_and_attribution_figures_carry_the_numbers():
+    from bert_core.explain import NeuronView, Target, TokenAttribution
+
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=4), rng.normal(size=(7, 4))
+    s = k @ q / 2
+    p = np.exp(s) / np.exp(s).sum()
+    nv = NeuronView(TOKENS, 0, 1, 2, q, k, q * k, k @ q, s, p)
+    fig = figures_explain.neuron_figure(nv)
+    np.testing.assert_allclose(fig.data[1].z, (q * k).astype(np.float32))
+    np.testing.assert_allclose(fig.data[3].x, p)
+    assert list(fig.layout.yaxis.ticktext) == TOKENS
+    tgt = Target("mask", 2, 5, "cat")
+    attrs = {m: TokenAttribution(m, TOKENS, rng.normal(size=7), np.zeros(7, bool), tgt)
+             for m in ("ig", "grad_x_input", "rollout")}
+    fig = figures_explain.attribution_figure(attrs)
+    for trace, m in zip(fig.data, attrs):
+        np.testing.assert_allclose(trace.y, attrs[m].scores)
+    assert fig.data[0].marker.color[2] == "#bbbbbb"  # the [MASK] being explained

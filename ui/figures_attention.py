@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 
 ATTN_COLORS = "Blues"
 DIVERGING = "RdBu_r"
-CELL_LABEL_LIMIT = 160  # above this many tokens per side, hover shows positions instead of per-cell token pairs
+CELL_LABEL_LIMIT = 160  # above this many tokens per side, no per-cell hover strings (categorical axes instead)
+MAX_TICK_LABELS = 64  # most tick labels on one axis of a heatmap
 _FONT = dict(size=12)
 
 
@@ -34,11 +35,19 @@ def _base_layout(fig: go.Figure, title: str | None, height: int, **kw) -> go.Fig
     return fig
 
 
+def thinned(n: int, most: int) -> np.ndarray:
+    """At most ``most`` evenly spaced positions out of n (all of them when n <= most), first and last included."""
+    return np.arange(n) if n <= most else np.unique(np.linspace(0, n - 1, most).round().astype(int))
+
+
 def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None = None,
                       keep: np.ndarray | None = None, key_tokens: Sequence[str] | None = None) -> go.Figure:
     """One head's attention map: row = query token, column = key token, hover 'query → key : weight'.
 
-    Axes are integer positions with the tokens as tick labels, so repeated tokens stay separate.
+    Axes are positions, so repeated tokens stay separate. Up to CELL_LABEL_LIMIT tokens the axes are integers
+    with per-cell hover text; beyond, they are categories named '#position token' (the hover still names both
+    tokens, without a string per cell). At most MAX_TICK_LABELS tick labels per axis: hundreds of rotated labels
+    smear into a grey block and cost plotly tens of seconds to lay out.
     keep: optional boolean mask (T,) of tokens to show (e.g. without [CLS]/[SEP]); rows are NOT renormalised.
     """
     a = np.asarray(attn, dtype=np.float32)
@@ -55,15 +64,19 @@ def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None
     if max(n_r, n_c) <= CELL_LABEL_LIMIT:
         trace["text"] = [[f"{q} → {k}" for k in k_lab] for q in q_lab]
         trace["hovertemplate"] = "%{text} : %{z:.3f}<extra></extra>"
+        x_at, y_at = list(range(n_c)), list(range(n_r))
     else:
-        trace["hovertemplate"] = "query #%{y} → key #%{x} : %{z:.3f}<extra></extra>"
+        trace["x"] = x_at = [f"#{j} {k}" for j, k in zip(cols, k_lab)]
+        trace["y"] = y_at = [f"#{i} {q}" for i, q in zip(rows, q_lab)]
+        trace["hovertemplate"] = "%{y} → %{x} : %{z:.3f}<extra></extra>"
     fig = go.Figure(go.Heatmap(**trace))
     side = max(380, min(950, 24 * n_r + 150))
-    fig.update_xaxes(tickmode="array", tickvals=list(range(n_c)), ticktext=k_lab, tickangle=-60,
-                     title_text="key (attended to)", side="bottom", showgrid=False, zeroline=False)
-    fig.update_yaxes(tickmode="array", tickvals=list(range(n_r)), ticktext=q_lab, autorange="reversed",
-                     title_text="query (attending)", showgrid=False, zeroline=False, scaleanchor="x",
-                     constrain="domain")
+    xs, ys = thinned(n_c, MAX_TICK_LABELS), thinned(n_r, MAX_TICK_LABELS)
+    fig.update_xaxes(tickmode="array", tickvals=[x_at[j] for j in xs], ticktext=[k_lab[j] for j in xs],
+                     tickangle=-60, title_text="key (attended to)", side="bottom", showgrid=False, zeroline=False)
+    fig.update_yaxes(tickmode="array", tickvals=[y_at[i] for i in ys], ticktext=[q_lab[i] for i in ys],
+                     autorange="reversed", title_text="query (attending)", showgrid=False, zeroline=False,
+                     scaleanchor="x", constrain="domain")
     return _base_layout(fig, title, side)
 
 
@@ -218,6 +231,22 @@ def attention_table(attn: np.ndarray, tokens: Sequence[str], decimals: int = 4) 
     names = [f"{i}:{t}" for i, t in enumerate(tokens)]
     return pd.DataFrame(np.round(np.asarray(attn, dtype=np.float64), decimals), index=pd.Index(names, name="query"),
                         columns=names)
+
+
+def clicked(event, per_row: int | None = None) -> list[int] | None:
+    """The integer customdata of the first clicked point of a plotly selection event (None when nothing was hit).
+
+    per_row: for markers laid out row by row without customdata, (point_index // per_row, point_index % per_row).
+    """
+    for p in (event.selection.points if event is not None else []):
+        cd = p.get("customdata")
+        if isinstance(cd, dict):  # plotly may hand an array back as {"0": …, "1": …}
+            cd = [cd[k] for k in sorted(cd, key=int)]
+        if isinstance(cd, (list, tuple)) and cd:
+            return [int(v) for v in cd]
+        if per_row and p.get("point_index") is not None:
+            return list(divmod(int(p["point_index"]), per_row))
+    return None
 
 
 def figure_bytes(fig: go.Figure) -> int:

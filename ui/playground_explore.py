@@ -12,7 +12,9 @@ import streamlit as st
 
 from bert_core import InputError, mlm
 from ui import figures_mlm as figs
+from ui.share import UrlField, sync_url
 from ui.text import PIECES_NOTE, has_pieces, md_line as md, pct
+from ui.why_panel import why_panel
 
 MAX_WORD_PILLS = 60  # words offered for whole-word masking
 MAX_JOINT_MASKS = 40  # joint fill runs one forward pass per mask
@@ -158,8 +160,9 @@ def candidates_view(lm, mi: mlm.MaskedInput) -> None:
 
 
 def predictions_view(lm, mi: mlm.MaskedInput) -> None:
-    pred, _charted = top_k_view(lm, mi)
-    # (a "Why?" panel explaining the charted mask's prediction belongs here, under its chart)
+    pred, charted = top_k_view(lm, mi)
+    if st.toggle(f"Why? Which words made BERT guess '{md(pred.top_tokens[charted][0])}'", key="pg_why"):
+        why_panel(lm, mi.text, None, key="pg_why_panel", which_mask=charted)
     if len(mi.positions) > 1:
         fills_view(lm, mi, pred)
     candidates_view(lm, mi)
@@ -168,6 +171,7 @@ def predictions_view(lm, mi: mlm.MaskedInput) -> None:
 def explore_tab(lm) -> None:
     from ui.playground_heads import ablation_view, logit_lens_view  # here: that module reuses pick_mask from this one
 
+    sync_url([UrlField("text", "pg_text")], "playground")  # the sentence lives in the URL: share the link
     st.session_state.setdefault("pg_text", "The cat sat on the [MASK].")
     mi = read_sentence(lm)
     if mi is None:

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bert_core import lens, mlm
+from bert_core import InputError, lens, mlm
 from ui import figures_mlm as figs
-from ui.playground_explore import mask_label, pick_mask
+from ui.playground_explore import pick_mask
 from ui.state import model_key
 from ui.text import explorer_link, head_label, layer_name, md_line as md, pct, signed_pct
 
