@@ -132,6 +132,7 @@ class StudentView:
     n_players: int
     n_guessed: int
     version: int
+    model_name: str
     standings: list[Standing]
     reveal: Reveal | None
 
@@ -420,8 +421,8 @@ class ClassStore:
                 code=c.code, nickname=p.nickname, state=c.state, current=c.current, n_rounds=len(c.sentences),
                 masked=r.masked if r is not None and not r.skipped else None, my_guess=my_guess,
                 my_score=mine.score if mine else 0, my_rank=mine.rank if mine else None, n_players=len(standings),
-                n_guessed=sum(x.guessed for x in standings), version=c.version, standings=standings,
-                reveal=self._reveal(s, r) if shown else None)
+                n_guessed=sum(x.guessed for x in standings), version=c.version, model_name=c.model_name,
+                standings=standings, reveal=self._reveal(s, r) if shown else None)
         return self._run(fn)
 
     def pulse(self, code: str) -> Pulse:

@@ -316,3 +316,18 @@ def test_default_database_is_a_file_in_the_users_data_dir(monkeypatch, tmp_path)
     assert database_url() == f"sqlite:///{tmp_path}/bert-lab/classroom.db"
     monkeypatch.setenv("BERT_LAB_DB", "postgresql+psycopg://u@h/db")
     assert database_url() == "postgresql+psycopg://u@h/db"
+
+
+def test_join_address_is_never_an_unreachable_localhost():
+    from classroom.address import join_address
+
+    a = join_address("http://localhost:8501/classroom?class=X&key=Y", "ABC123", bind_address="", port=8501,
+                     network_ip="192.168.1.20")
+    assert (a.url, a.reachable) == ("http://192.168.1.20:8501/join?class=ABC123", True) and "localhost" in a.note
+    a = join_address("http://localhost:8501/classroom", "ABC123", bind_address="127.0.0.1", port=8501,
+                     network_ip="192.168.1.20")
+    assert a.url == "http://localhost:8501/join?class=ABC123" and not a.reachable and "Only this computer" in a.note
+    a = join_address("https://lab.school.example/bert/classroom", "ABC123")  # behind a proxy, under a path
+    assert (a.url, a.reachable, a.note) == ("https://lab.school.example/bert/join?class=ABC123", True, None)
+    a = join_address("http://localhost:8501/classroom", "ABC123", public_url="https://bert.example/")
+    assert a.url == "https://bert.example/join?class=ABC123" and a.reachable

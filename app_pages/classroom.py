@@ -1,0 +1,184 @@
+"""Class game, teacher: start a class, show the join code and QR code, pace the rounds, reveal, standings, CSV."""
+
+from __future__ import annotations
+
+import io
+import random
+import urllib.parse
+
+import segno
+import streamlit as st
+
+from bert_core import BUNDLED, game
+from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView, NotAllowed, settings
+from classroom.address import join_address, lan_ip
+from ui import classroom as ui
+from ui.state import current_model
+
+BUILTIN, OWN, SAVED = "The built-in sentences", "My own sentences", "A saved set"
+
+
+def start_form(store) -> None:
+    st.markdown("Run the masked-word game for a whole class. Students join on their phones with a short code, "
+                "everyone guesses the hidden word, and after each round you reveal what the class guessed beside "
+                "what BERT guesses. You set the pace: **show the sentence → students guess → close → reveal**.")
+    lm = current_model()
+    if not lm.has_mlm_head:
+        st.warning("The model picked in the sidebar has no masked-language-model head; pick one that has.")
+        return
+    source = st.radio("Sentences", [BUILTIN, OWN, SAVED], horizontal=True, key="cls_source")
+    sentences: list[str] = []
+    if source == BUILTIN:
+        n = st.slider("Rounds", 3, len(game.BUILTIN_SENTENCES), game.GAME_ROUNDS, key="cls_rounds")
+        sentences = random.Random().sample(list(game.BUILTIN_SENTENCES), n)
+    elif source == OWN:
+        st.caption("One sentence per line; put **{braces}** around the word to hide, e.g. `The {cat} sat on the mat.`")
+        st.session_state.setdefault("cls_own", "\n".join(game.BUILTIN_SENTENCES[:5]))
+        items, problems = game.parse_sentence_set(st.text_area("Your sentences", key="cls_own", height=160))
+        for p in problems[:5]:
+            st.warning(ui.md(p))
+        sentences = [it.source for it in items]
+        if sentences and st.button("Save this set for later", key="cls_save", icon=":material/bookmark_add:"):
+            try:
+                st.session_state["cls_saved_id"] = store.save_set(sentences)
+            except ClassError as e:
+                st.error(str(e))
+        if st.session_state.get("cls_saved_id"):
+            st.success(f"Saved as **{st.session_state['cls_saved_id']}**: pick *{SAVED}* and type this id next time.")
+    else:
+        sid = st.text_input("Id of the saved set", key="cls_set_id", max_chars=16, placeholder="e.g. K7MXR3TA")
+        if sid.strip():
+            try:
+                sentences = store.load_set(sid)
+                st.caption(f"{len(sentences)} sentences, first: {ui.md(sentences[0])}")
+            except ClassError as e:
+                st.error(str(e))
+    model = "the bundled model" if lm.name == BUNDLED else ui.md(lm.name)
+    st.caption(f"The class plays against {model} (the sidebar's choice), {len(sentences)} rounds.")
+    if st.button("Start the class", type="primary", icon=":material/groups:", disabled=not sentences,
+                 key="cls_start"):
+        try:
+            t = store.create_class(sentences, lm.name)
+        except ClassError as e:
+            st.error(str(e))
+            return
+        st.query_params.update({"class": t.code, "key": t.key})
+        st.rerun()
+
+
+def qr_png(url: str) -> bytes:
+    buf = io.BytesIO()
+    segno.make(url, error="m").save(buf, kind="png", scale=8, border=2)
+    return buf.getvalue()
+
+
+def header(v: ClassView, key: str) -> None:
+    """Join code, address and QR code (drawn once, outside the live part)."""
+    addr = join_address(st.context.url, v.code, settings.public_url(), st.get_option("server.address"),
+                        st.get_option("server.port"), lan_ip())
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    with left:
+        st.markdown(f"Join at **{ui.md(addr.url.split('/join')[0])}/join** with the code")
+        st.markdown(f"<p class='class-code'>{v.code}</p>", unsafe_allow_html=True)  # code: our own alphabet only
+        st.code(addr.url, language=None)
+        if addr.note:
+            (st.caption if addr.reachable else st.warning)(addr.note)
+        base = (st.context.url or "").split("?")[0]
+        with st.expander("Teacher link (keep it private: it runs this class)", icon=":material/key:"):
+            st.caption("Open it in another tab or on another device to run the class from there.")
+            st.code(f"{base}?{urllib.parse.urlencode({'class': v.code, 'key': key})}", language=None)
+    right.image(qr_png(addr.url), caption="Scan to join", width=220)
+
+
+def act(action, *args) -> None:
+    try:
+        action(*args)
+        st.session_state.pop("cls_msg", None)
+    except ClassError as e:
+        st.session_state["cls_msg"] = str(e)
+
+
+def controls(store, v: ClassView, key: str) -> None:
+    lm = ui.class_model(v.model_name)
+    cols = st.columns(3)
+    if v.state == LOBBY:
+        cols[0].button("Show the first sentence", type="primary", icon=":material/play_arrow:", key="cls_open",
+                       on_click=act, args=(store.open_next, v.code, key, lm), width="stretch")
+    elif v.state == OPEN:
+        cols[0].button("Close guessing", type="primary", icon=":material/lock:", key="cls_close",
+                       on_click=act, args=(store.close, v.code, key), width="stretch")
+    elif v.state == CLOSED:
+        cols[0].button("Reveal", type="primary", icon=":material/visibility:", key="cls_reveal",
+                       on_click=act, args=(store.reveal, v.code, key), width="stretch")
+    elif v.state == REVEALED:
+        last = v.current >= v.n_rounds
+        cols[0].button("Final standings" if last else "Next sentence", type="primary", key="cls_next",
+                       icon=":material/flag:" if last else ":material/arrow_forward:", width="stretch",
+                       on_click=act, args=(store.open_next, v.code, key, lm))
+    if v.state in (OPEN, CLOSED):
+        cols[1].button("Skip this sentence", icon=":material/skip_next:", key="cls_skip",
+                       on_click=act, args=(store.skip, v.code, key, lm), width="stretch")
+    if v.state != OVER:
+        cols[2].button("End the class", icon=":material/stop:", key="cls_end",
+                       on_click=act, args=(store.end, v.code, key), width="stretch")
+    if st.session_state.get("cls_msg"):
+        st.warning(ui.md(st.session_state["cls_msg"]))
+
+
+@st.fragment(run_every=ui.POLL_S)
+def live(store, code: str, key: str) -> None:
+    """Counts, controls, the sentence, the reveal and the leaderboard; redrawn every POLL_S seconds."""
+    try:
+        v = store.teacher_view(code, key)
+    except ClassError as e:
+        st.error(str(e))
+        return
+    m = st.columns(4)
+    m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
+    m[1].metric("Joined", v.n_players)
+    m[2].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if v.state in (OPEN, CLOSED) else "–")
+    m[3].metric("Now", {LOBBY: "waiting to start", OPEN: "guessing", CLOSED: "guessing closed",
+                        REVEALED: "answer shown", OVER: "finished"}[v.state])
+    controls(store, v, key)
+    if v.state == OVER:
+        st.subheader("Final standings")
+        ui.standings_table(v.standings, False, key="cls_final")
+        st.download_button("Download all guesses (CSV)", store.guesses_csv(code, key), f"class-{v.code}-guesses.csv",
+                           mime="text/csv", icon=":material/download:", key="cls_csv", on_click="ignore")
+        return
+    if v.masked and v.state in (OPEN, CLOSED):
+        st.markdown("### " + ui.masked_sentence(v.masked))
+        with st.expander("Answer (for you; hidden from the screen until you open it)"):
+            st.markdown(f"**{ui.md(v.answer)}**")
+    chart, board = st.columns([3, 2], gap="large")
+    if v.reveal:
+        with chart:
+            ui.reveal_view(v.reveal, key="cls_reveal_chart")
+    elif v.state == LOBBY:
+        chart.info("Students open the address above (or scan the code) and pick a nickname. Start when everyone "
+                   "is in; late students can still join.", icon=":material/groups:")
+    with board:
+        st.markdown("**Leaderboard** (points count once a round is revealed)")
+        ui.standings_table(v.standings, v.state in (OPEN, CLOSED), key="cls_board")
+
+
+st.title("Class game")
+store = ui.class_store()
+if store is None:
+    st.stop()
+code, key = st.query_params.get("class"), st.query_params.get("key")
+if not (code and key):
+    start_form(store)
+    st.stop()
+try:
+    view = store.teacher_view(code, key)
+except (NotAllowed, ClassError) as e:
+    st.error(str(e))
+    if st.button("Start a new class", key="cls_new"):
+        st.query_params.clear()
+        st.rerun()
+    st.stop()
+st.html("<style>.class-code{font-size:4.2rem;font-weight:700;letter-spacing:.35rem;margin:0;line-height:1.1;"
+        "font-family:monospace}</style>")
+header(view, key)
+live(store, code, key)
