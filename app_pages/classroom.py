@@ -10,12 +10,14 @@ import segno
 import streamlit as st
 
 from bert_core import BUNDLED, game
-from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView, NotAllowed, settings
+from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView, settings
 from classroom.address import join_address, lan_ip
 from ui import classroom as ui
 from ui.state import current_model
 
 BUILTIN, OWN, SAVED = "The built-in sentences", "My own sentences", "A saved set"
+CODE_CSS = "font-size:4.5rem;font-weight:700;letter-spacing:.3em;font-family:monospace;line-height:1.15"
+SEEN = "cls_teacher_seen"  # (state, round) the page was drawn for; the live part redraws the page when it changes
 
 
 def start_form(store) -> None:
@@ -72,22 +74,32 @@ def qr_png(url: str) -> bytes:
     return buf.getvalue()
 
 
-def header(v: ClassView, key: str) -> None:
-    """Join code, address and QR code (drawn once, outside the live part)."""
+def header(v: ClassView) -> None:
+    """Join address, code and QR code: large in the lobby, one line once the game runs (QR in a pop-over)."""
     addr = join_address(st.context.url, v.code, settings.public_url(), st.get_option("server.address"),
                         st.get_option("server.port"), lan_ip())
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    with left:
-        st.markdown(f"Join at **{ui.md(addr.url.split('/join')[0])}/join** with the code")
-        st.markdown(f"<p class='class-code'>{v.code}</p>", unsafe_allow_html=True)  # code: our own alphabet only
-        st.code(addr.url, language=None)
-        if addr.note:
-            (st.caption if addr.reachable else st.warning)(addr.note)
-        base = (st.context.url or "").split("?")[0]
-        with st.expander("Teacher link (keep it private: it runs this class)", icon=":material/key:"):
-            st.caption("Open it in another tab or on another device to run the class from there.")
-            st.code(f"{base}?{urllib.parse.urlencode({'class': v.code, 'key': key})}", language=None)
-    right.image(qr_png(addr.url), caption="Scan to join", width=220)
+    where = ui.md(addr.url.split("/join?")[0] + "/join")
+    if v.state == LOBBY:
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        with left:
+            st.markdown(f"### Join at **{where}** with the code")
+            st.markdown(f"<div style='{CODE_CSS}'>{v.code}</div>", unsafe_allow_html=True)  # our alphabet only
+            st.code(addr.url, language=None)
+        right.image(qr_png(addr.url), caption="Scan to join", width=230)
+    else:
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"#### Join at **{where}** with the code **{v.code}**")
+        with right.popover("QR code", icon=":material/qr_code_2:"):
+            st.image(qr_png(addr.url), caption=addr.url, width=230)
+    if addr.note:
+        (st.caption if addr.reachable else st.warning)(addr.note)
+
+
+def teacher_link(v: ClassView, key: str) -> None:
+    base = (st.context.url or "").split("?")[0]
+    with st.expander("Teacher link (keep it private: it runs this class)", icon=":material/key:"):
+        st.caption("Open it in another tab or on another device to run the class from there.")
+        st.code(f"{base}?{urllib.parse.urlencode({'class': v.code, 'key': key})}", language=None)
 
 
 def act(action, *args) -> None:
@@ -133,16 +145,18 @@ def live(store, code: str, key: str) -> None:
     except ClassError as e:
         st.error(str(e))
         return
+    if (v.state, v.current) != st.session_state.get(SEEN):
+        st.rerun()  # another tab or a button moved the class on: redraw the header too
     m = st.columns(4)
     m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
     m[1].metric("Joined", v.n_players)
     m[2].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if v.state in (OPEN, CLOSED) else "–")
-    m[3].metric("Now", {LOBBY: "waiting to start", OPEN: "guessing", CLOSED: "guessing closed",
-                        REVEALED: "answer shown", OVER: "finished"}[v.state])
+    m[3].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
+                        OVER: "finished"}[v.state])
     controls(store, v, key)
     if v.state == OVER:
         st.subheader("Final standings")
-        ui.standings_table(v.standings, False, key="cls_final")
+        ui.standings_table(v.standings, False)
         st.download_button("Download all guesses (CSV)", store.guesses_csv(code, key), f"class-{v.code}-guesses.csv",
                            mime="text/csv", icon=":material/download:", key="cls_csv", on_click="ignore")
         return
@@ -159,26 +173,26 @@ def live(store, code: str, key: str) -> None:
                    "is in; late students can still join.", icon=":material/groups:")
     with board:
         st.markdown("**Leaderboard** (points count once a round is revealed)")
-        ui.standings_table(v.standings, v.state in (OPEN, CLOSED), key="cls_board")
+        ui.standings_table(v.standings, v.state in (OPEN, CLOSED))
 
 
-st.title("Class game")
 store = ui.class_store()
 if store is None:
     st.stop()
 code, key = st.query_params.get("class"), st.query_params.get("key")
 if not (code and key):
+    st.title("Class game")
     start_form(store)
     st.stop()
 try:
     view = store.teacher_view(code, key)
-except (NotAllowed, ClassError) as e:
+except ClassError as e:  # NotAllowed included: a wrong or old teacher link
     st.error(str(e))
     if st.button("Start a new class", key="cls_new"):
         st.query_params.clear()
         st.rerun()
     st.stop()
-st.html("<style>.class-code{font-size:4.2rem;font-weight:700;letter-spacing:.35rem;margin:0;line-height:1.1;"
-        "font-family:monospace}</style>")
-header(view, key)
+st.session_state[SEEN] = (view.state, view.current)
+header(view)
 live(store, code, key)
+teacher_link(view, key)

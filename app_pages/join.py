@@ -42,7 +42,8 @@ def submit(store, v: StudentView, token: str) -> None:
 
 def round_view(store, v: StudentView, token: str) -> None:
     st.markdown(f"**Round {v.current} of {v.n_rounds}** · what does BERT write in place of [MASK]?")
-    st.markdown("### " + ui.masked_sentence(v.masked))
+    if not v.reveal:  # after the reveal the sentence shows with its answer instead
+        st.markdown("### " + ui.masked_sentence(v.masked))
     g = v.my_guess
     if v.state == OPEN and g is None:
         with st.form("cls_guess_form", clear_on_submit=True, border=False):
@@ -79,7 +80,7 @@ def live(store, code: str, token: str) -> None:
     if v.state in (OPEN, CLOSED):
         st.caption(f"{v.n_guessed} of {v.n_players} players have guessed.")
     st.markdown("**Leaderboard**")
-    ui.standings_table(v.standings, v.state in (OPEN, CLOSED), key="cls_st_board")
+    ui.standings_table(v.standings, v.state in (OPEN, CLOSED))
 
 
 code, token = st.query_params.get("class", ""), st.query_params.get("p")

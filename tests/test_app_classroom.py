@@ -49,7 +49,7 @@ def metrics(at) -> dict:
 
 def board(at) -> list[tuple]:
     """The leaderboard's rows (the page's only table)."""
-    (table,) = at.dataframe
+    (table,) = at.table
     return [tuple(r) for r in table.value.itertuples(index=False)]
 
 

@@ -42,8 +42,8 @@ def masked_sentence(masked: str) -> str:
     return ":orange-background[**\\[MASK\\]**]".join(md(p) for p in masked.split("[MASK]"))
 
 
-def standings_table(standings: list[Standing], round_open: bool, key: str, height: int | None = None) -> None:
-    """The leaderboard as a table (names as plain text)."""
+def standings_table(standings: list[Standing], round_open: bool) -> None:
+    """The leaderboard as a static table (names as plain text; readable on a projector)."""
     if not standings:
         st.caption("No one has joined yet.")
         return
@@ -51,7 +51,7 @@ def standings_table(standings: list[Standing], round_open: bool, key: str, heigh
                        "points": [s.score for s in standings]})
     if round_open:
         df["guessed"] = ["✓" if s.guessed else "…" for s in standings]
-    st.dataframe(df, hide_index=True, key=key, height=height or "auto", width="stretch")
+    st.table(df, hide_index=True, border="horizontal")
 
 
 def reveal_view(r: Reveal, key: str) -> None:

@@ -44,4 +44,7 @@ def class_vs_bert(words: Sequence[str], counts: Sequence[int], points: Sequence[
     if not words:
         fig.add_annotation(text="no guesses", x=0.2, y=0.5, xref="paper", yref="paper", showarrow=False,
                            font=dict(color=MUTED))
-    return _layout(fig, title, height=110 + 30 * rows, showlegend=False, bargap=0.25)
+    fig = _layout(fig, title, height=130 + 30 * rows, showlegend=False, bargap=0.25)
+    if title:
+        fig.update_layout(margin=dict(t=84))  # room for the title above the two panels' titles
+    return fig
