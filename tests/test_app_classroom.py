@@ -113,7 +113,7 @@ def test_students_cannot_reach_teacher_controls(tiny_mlm_dir, db):
         assert any("Only the teacher" in e.value for e in thief.error)
         assert not [b for b in thief.button if b.key in ("cls_open", "cls_close", "cls_reveal", "cls_end")]
     t.run()
-    assert metrics(t)["Now"] == "waiting to start"
+    assert metrics(t)["Now"] == "joining"
 
 
 def test_a_reload_rejoins_with_the_same_name(tiny_mlm_dir, db):
