@@ -112,7 +112,7 @@ def act(action, *args) -> None:
 
 def controls(store, v: ClassView, key: str) -> None:
     lm = ui.class_model(v.model_name)
-    cols = st.columns(3)
+    cols = st.columns(3, vertical_alignment="bottom")
     if v.state == LOBBY:
         cols[0].button("Show the first sentence", type="primary", icon=":material/play_arrow:", key="cls_open",
                        on_click=act, args=(store.open_next, v.code, key, lm), width="stretch")
@@ -137,28 +137,37 @@ def controls(store, v: ClassView, key: str) -> None:
         st.warning(ui.md(st.session_state["cls_msg"]))
 
 
-@st.fragment(run_every=ui.POLL_S)
-def live(store, code: str, key: str) -> None:
-    """Counts, controls, the sentence, the reveal and the leaderboard; redrawn every POLL_S seconds."""
+@st.fragment(run_every=ui.POLL_TEACHER_S)
+def live(store, code: str, key: str, round_open: bool) -> None:
+    """Joined / guessed counts and the leaderboard, redrawn every POLL_TEACHER_S seconds (the rest of the page
+    is redrawn only when the class moves on)."""
     try:
         v = store.teacher_view(code, key)
     except ClassError as e:
         st.error(str(e))
         return
     if (v.state, v.current) != st.session_state.get(SEEN):
-        st.rerun()  # another tab or a button moved the class on: redraw the header too
-    m = st.columns(4)
+        st.rerun()  # another teacher tab moved the class on: redraw everything
+    m = st.columns(2)
+    m[0].metric("Joined", v.n_players)
+    m[1].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if round_open else "–")
+    st.markdown("**Leaderboard** (points count once a round is revealed)")
+    ui.standings_table(v.standings, round_open)
+
+
+def dashboard(store, v: ClassView, key: str) -> None:
+    m = st.columns([1, 1, 2], vertical_alignment="bottom")
     m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
-    m[1].metric("Joined", v.n_players)
-    m[2].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if v.state in (OPEN, CLOSED) else "–")
-    m[3].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
+    m[1].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
                         OVER: "finished"}[v.state])
-    controls(store, v, key)
+    with m[2]:
+        controls(store, v, key)
     if v.state == OVER:
         st.subheader("Final standings")
         ui.standings_table(v.standings, False)
-        st.download_button("Download all guesses (CSV)", store.guesses_csv(code, key), f"class-{v.code}-guesses.csv",
-                           mime="text/csv", icon=":material/download:", key="cls_csv", on_click="ignore")
+        st.download_button("Download all guesses (CSV)", store.guesses_csv(v.code, key),
+                           f"class-{v.code}-guesses.csv", mime="text/csv", icon=":material/download:",
+                           key="cls_csv", on_click="ignore")
         return
     if v.masked and v.state in (OPEN, CLOSED):
         st.markdown("### " + ui.masked_sentence(v.masked))
@@ -171,9 +180,11 @@ def live(store, code: str, key: str) -> None:
     elif v.state == LOBBY:
         chart.info("Students open the address above (or scan the code) and pick a nickname. Start when everyone "
                    "is in; late students can still join.", icon=":material/groups:")
+    elif v.state == OPEN:
+        chart.info("Students are guessing. Close guessing when everyone is in (or when time is up).",
+                   icon=":material/edit:")
     with board:
-        st.markdown("**Leaderboard** (points count once a round is revealed)")
-        ui.standings_table(v.standings, v.state in (OPEN, CLOSED))
+        live(store, v.code, key, v.state in (OPEN, CLOSED))
 
 
 store = ui.class_store()
@@ -194,5 +205,5 @@ except ClassError as e:  # NotAllowed included: a wrong or old teacher link
     st.stop()
 st.session_state[SEEN] = (view.state, view.current)
 header(view)
-live(store, code, key)
+dashboard(store, view, key)
 teacher_link(view, key)

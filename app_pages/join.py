@@ -67,7 +67,7 @@ def round_view(store, v: StudentView, token: str) -> None:
         ui.reveal_view(v.reveal, key="cls_st_reveal")
 
 
-@st.fragment(run_every=ui.POLL_S)
+@st.fragment(run_every=ui.POLL_STUDENT_S)
 def live(store, code: str, token: str) -> None:
     """Polls the class: redraws the page when the teacher moves on, else refreshes the counts and leaderboard."""
     try:

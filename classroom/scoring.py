@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from bert_core import InputError, game, mlm
 
@@ -47,15 +51,60 @@ def round_facts(lm: LoadedModel, source: str) -> RoundFacts:
         return RoundFacts(top=[(t, float(p)) for t, p in pred.top(0)], answer_rank=None, answer_prob=None)
 
 
+@dataclass(frozen=True)
+class _Slot:
+    probs: np.ndarray  # (V,) BERT's distribution at the round's [MASK]
+    answer_pieces: tuple[str, ...] | None  # None when the vocabulary cannot spell the answer
+
+
+_slots: OrderedDict[tuple[int, str], _Slot] = OrderedDict()  # (model, round) -> slot; a few rounds per process
+_slots_lock = threading.Lock()
+
+
+def _slot(lm: LoadedModel, item: game.GameItem) -> _Slot:
+    """One forward pass per round and model, shared by every guess of the round (30 guesses, one pass)."""
+    key = (id(lm), item.source)
+    with _slots_lock:
+        if key in _slots:
+            _slots.move_to_end(key)
+            return _slots[key]
+    probs = mlm.predict(lm, mlm.prepare(lm, item.masked), 1).probs[0]
+    try:
+        answer = tuple(mlm.word_pieces(lm, item.answer)[1])
+    except InputError:
+        answer = None
+    with _slots_lock:
+        _slots[key] = _Slot(probs, answer)
+        while len(_slots) > 32:
+            _slots.popitem(last=False)
+    return _slots[key]
+
+
+def _key(pieces) -> str:
+    return "".join(p[2:] if p.startswith("##") else p for p in pieces)
+
+
 def score(lm: LoadedModel, source: str, guess: str) -> ScoredGuess:
-    """A player's guess for the round ``source`` -> points; ClassError with the game's message for a bad guess."""
+    """A player's guess for the round ``source`` -> points; ClassError with the game's message for a bad guess.
+
+    The same numbers as ``game.score_guess``: a one-piece word reads its probability and rank off the round's
+    distribution (computed once per round); a word of several pieces runs the game's chain rule.
+    """
     guess = " ".join(str(guess or "").split())
     if len(guess) > MAX_GUESS_CHARS:
         raise ClassError(f"A guess is one word of at most {MAX_GUESS_CHARS} characters.")
     try:
-        res = game.score_guess(lm, game.parse_game_sentence(source), guess, top_k=1)
+        item = game.parse_game_sentence(source)
+        ids, pieces = mlm.word_pieces(lm, guess)
+        if len(ids) == 1:
+            slot = _slot(lm, item)
+            p = float(slot.probs[ids[0]])
+            rank = min(int((slot.probs > p).sum()) + 1, slot.probs.size)
+            is_answer = slot.answer_pieces == tuple(pieces)
+            return ScoredGuess(word=guess, word_key=_key(pieces), rank=rank, prob=p,
+                               points=game.points_for(rank, is_answer), is_answer=is_answer)
+        res = game.score_guess(lm, item, guess, top_k=1)
     except InputError as e:
         raise ClassError(str(e)) from e
-    key = "".join(p[2:] if p.startswith("##") else p for p in res.guess.pieces)
-    return ScoredGuess(word=guess, word_key=key, rank=int(res.guess.rank), prob=float(res.guess.prob),
-                       points=int(res.points), is_answer=bool(res.is_answer))
+    return ScoredGuess(word=guess, word_key=_key(res.guess.pieces), rank=int(res.guess.rank),
+                       prob=float(res.guess.prob), points=int(res.points), is_answer=bool(res.is_answer))

@@ -83,11 +83,11 @@ def test_a_teacher_and_three_students_play_two_rounds(browser, class_server, tmp
     assert join_url == f"{class_server}/join?class={code}"  # bound to 127.0.0.1: the page says only localhost works
     assert main(teacher).get_by_text("Only this computer can open this address").count() == 1
     assert main(teacher).get_by_text(code, exact=True).count() == 1  # the big code
-    if shutil.which("zbarimg"):
-        qr = tmp_path / "qr.png"
-        main(teacher).get_by_role("img").first.screenshot(path=str(qr))
-        out = subprocess.run(["zbarimg", "--raw", "-q", str(qr)], capture_output=True, text=True, check=True)
-        assert out.stdout.strip() == join_url
+    assert shutil.which("zbarimg"), "the QR check needs zbarimg (apt-get install zbar-tools; scripts/test.sh does)"
+    qr = tmp_path / "qr.png"
+    main(teacher).get_by_role("img").first.screenshot(path=str(qr))
+    out = subprocess.run(["zbarimg", "--raw", "-q", str(qr)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == join_url
     students = []
     for nick in NICKS:
         s = new_page(browser, 390, 844, dialogs)

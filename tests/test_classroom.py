@@ -331,3 +331,16 @@ def test_join_address_is_never_an_unreachable_localhost():
     assert (a.url, a.reachable, a.note) == ("https://lab.school.example/bert/join?class=ABC123", True, None)
     a = join_address("http://localhost:8501/classroom", "ABC123", public_url="https://bert.example/")
     assert a.url == "https://bert.example/join?class=ABC123" and a.reachable
+
+
+@pytest.mark.parametrize("source", SENTENCES + ["The {cats} sat on the mat.", "I like {xyzzy} a lot."])
+def test_class_scores_equal_the_single_player_scores(lm, source):
+    """The class's fast path (one pass per round) gives the game's own numbers, for one- and several-piece words."""
+    from classroom.scoring import score
+
+    item = game.parse_game_sentence(source)
+    for word in ("cat", "cats", "dog", "Paris", "the", "france", "xyz", "red", "a"):
+        want = game.score_guess(lm, item, word)
+        got = score(lm, source, word)
+        assert (got.rank, got.points, got.is_answer) == (want.guess.rank, want.points, want.is_answer), word
+        assert got.prob == pytest.approx(want.guess.prob, rel=1e-5)

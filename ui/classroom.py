@@ -11,7 +11,8 @@ from ui import figures_classroom as figs
 from ui.state import cached_model
 from ui.text import md_escape
 
-POLL_S = 1.5  # how often live parts of the class pages ask the database
+POLL_TEACHER_S = 1.0  # how often the teacher's live counts and leaderboard ask the database
+POLL_STUDENT_S = 2.0  # the same on each student's page (30 of them: a slower beat)
 
 
 @st.cache_resource(show_spinner=False)
