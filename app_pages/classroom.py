@@ -156,7 +156,7 @@ def live(store, code: str, key: str, round_open: bool) -> None:
 
 
 def dashboard(store, v: ClassView, key: str) -> None:
-    m = st.columns([1, 1, 2], vertical_alignment="bottom")
+    m = st.columns([1, 1.3, 4], vertical_alignment="bottom")
     m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
     m[1].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
                         OVER: "finished"}[v.state])

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bert_core import game
 
 from . import scoring, settings
 from .db import ClassRoom, Guess, Player, Round, SentenceSet, make_engine
-from .rules import (SET_ID_LEN, ClassError, ClassUnavailable, NotAllowed, digest, new_code, new_secret,
-                    normalize_code, to_csv)
+from .rules import (SET_ID_LEN, ClassError, ClassUnavailable, NotAllowed, clean_nickname, digest, new_code,
+                    new_secret, normalize_code, to_csv)
 
 if TYPE_CHECKING:
     from bert_core import LoadedModel
@@ -153,7 +153,7 @@ class ClassStore:
         url = url or settings.database_url()
         try:
             return cls(make_engine(url))
-        except (OSError, OperationalError, ProgrammingError) as e:
+        except (OSError, DBAPIError) as e:
             raise ClassUnavailable(_unavailable(url, e)) from e
 
     # --- plumbing ---------------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class ClassStore:
         try:
             with self._session() as s:
                 return fn(s)
-        except OperationalError as e:
+        except DBAPIError as e:  # locked, read-only, not a database, server gone
             raise ClassUnavailable(_unavailable(str(self.engine.url), e)) from e
 
     @staticmethod
@@ -354,7 +354,6 @@ class ClassStore:
     # --- students ---------------------------------------------------------------------------------------------
     def join(self, code: str, nickname: str) -> PlayerLink:
         """Join a class with a nickname (unique in the class, case-insensitive); returns the player's token."""
-        from .rules import clean_nickname
         name, name_key = clean_nickname(nickname)
         token = new_secret()
 

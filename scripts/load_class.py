@@ -58,17 +58,19 @@ async def click(page, name: str) -> None:
 
 
 async def student(browser, join_url: str, nick: str, rounds: int, stats: Stats, round_open: list[asyncio.Event],
-                  rng: random.Random) -> None:
+                  rng: random.Random, arrivals: asyncio.Semaphore, joined: list[str]) -> None:
     ctx = await browser.new_context(viewport={"width": 390, "height": 844})
     page = await ctx.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("dialog", lambda d: stats.errors.append(f"{nick}: dialog {d.message!r}"))
     try:
-        await page.goto(join_url, wait_until="domcontentloaded")
-        await idle(page)
-        await page.locator("input[aria-label='Nickname']").fill(nick)
-        await click(page, "Join")
-        await page.get_by_text(f"You are {nick}").wait_for()
+        async with arrivals:  # students walk in a few at a time (and the browser loads a few pages at a time)
+            await page.goto(join_url, wait_until="domcontentloaded")
+            await idle(page)
+            await page.locator("input[aria-label='Nickname']").fill(nick)
+            await click(page, "Join")
+            await page.get_by_text(f"You are {nick}").wait_for()
+        joined.append(nick)
         for r in range(rounds):
             await round_open[r].wait()
             box = page.locator("input[aria-label='Your guess (one word)']")
@@ -120,33 +122,48 @@ async def run(url: str, n: int, rounds: int, server_pid: int | None) -> None:
         await code_box.wait_for()
         join_url = (await code_box.inner_text()).strip()
         round_open = [asyncio.Event() for _ in range(rounds)]
-        tasks = [asyncio.create_task(student(browser, join_url, nm, rounds, stats, round_open, rng)) for nm in names]
-        await teacher.get_by_text(re.compile(rf"^Joined\s*{n}$")).wait_for(timeout=300_000)
-        cpu0, t0, guesses = cpu_seconds(server_pid) if server_pid else None, time.monotonic(), 0
-        for r in range(rounds):
-            stats.submitted.clear()
-            await click(teacher, "Show the first sentence" if r == 0 else "Next sentence")
-            await teacher.get_by_text("guessing", exact=True).wait_for()
-            round_open[r].set()
-            seen: set[str] = set()
-            try:
-                await asyncio.wait_for(watch_board(teacher, names, stats, seen), timeout=180)
-            except asyncio.TimeoutError:
-                stats.errors.append(f"round {r + 1}: the leaderboard showed {len(seen)} of {n} guesses after 180 s")
-            guesses += len(seen)
-            await click(teacher, "Close guessing")
-            await teacher.get_by_text("closed", exact=True).wait_for()
-            await click(teacher, "Reveal")
-            await teacher.locator(".js-plotly-plot").first.wait_for()
-        wall = time.monotonic() - t0
-        cpu = cpu_seconds(server_pid) - cpu0 if server_pid else None
-        await asyncio.gather(*tasks)
+        arrivals, joined = asyncio.Semaphore(3), []
+        tasks = [asyncio.create_task(student(browser, join_url, nm, rounds, stats, round_open, rng, arrivals, joined))
+                 for nm in names]
+        cpu = wall = None
+        guesses = 0
+        try:
+            t_join = time.monotonic()
+            while len(joined) + len(stats.errors) < n:
+                await asyncio.sleep(0.2)
+            await teacher.get_by_text(re.compile(rf"^Joined\s*{len(joined)}$")).wait_for()
+            print(f"{len(joined)} joined in {time.monotonic() - t_join:.0f} s")
+            names = joined
+            cpu0, t0 = cpu_seconds(server_pid) if server_pid else None, time.monotonic()
+            for r in range(rounds):
+                stats.submitted.clear()
+                await click(teacher, "Show the first sentence" if r == 0 else "Next sentence")
+                await teacher.get_by_text("guessing", exact=True).wait_for()
+                round_open[r].set()
+                seen: set[str] = set()
+                try:
+                    await asyncio.wait_for(watch_board(teacher, names, stats, seen), timeout=180)
+                except asyncio.TimeoutError:
+                    stats.errors.append(f"round {r + 1}: the leaderboard showed {len(seen)} of {len(names)} guesses "
+                                        "after 180 s")
+                guesses += len(seen)
+                await click(teacher, "Close guessing")
+                await teacher.get_by_text("closed", exact=True).wait_for()
+                await click(teacher, "Reveal")
+                await teacher.locator(".js-plotly-plot").first.wait_for()
+            wall = time.monotonic() - t0
+            cpu = cpu_seconds(server_pid) - cpu0 if server_pid else None
+        except Exception as e:  # noqa: BLE001 - report what was measured so far
+            stats.errors.append(f"teacher: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+            for t in tasks:
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await browser.close()
-    print(f"\n{n} students x {rounds} rounds, {guesses} guesses, {wall:.0f} s of play")
+    print(f"\n{n} students x {rounds} rounds, {guesses} guesses, {wall or 0:.0f} s of play")
     for label, xs in (("guess -> teacher's leaderboard", stats.to_board), ("guess -> student's 'is in'", stats.to_ack)):
         if xs:
             print(f"{label:32s} p50 {pct(xs, 50):.2f} s  p95 {pct(xs, 95):.2f} s  max {max(xs):.2f} s  (n={len(xs)})")
-    if cpu is not None:
+    if cpu is not None and wall:
         print(f"server CPU during play: {cpu:.1f} s ({cpu / wall:.0%} of one core), "
               f"{cpu / max(guesses, 1) * 1000:.0f} ms per guess (polling of {n + 1} open pages included)")
     print(f"errors: {len(stats.errors)}")
@@ -168,8 +185,10 @@ def main() -> None:
         os.nice(a.nice)
         asyncio.run(run(a.url.rstrip("/"), a.students, a.rounds, a.server_pid))
         return
+    import signal
     import subprocess
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # still stop the server (finally below)
     from browser_fixtures import _healthy, free_port
 
     port, db = free_port(), Path(tempfile.mkdtemp()) / "class.db"

@@ -114,8 +114,13 @@ def test_a_teacher_and_three_students_play_two_rounds(browser, class_server, tmp
             main(s).get_by_text(f"Your guess {word} is in").wait_for()
         main(teacher).get_by_text("3 of 3").first.wait_for()
         click(teacher, "Close guessing")
+        main(teacher).get_by_text("closed", exact=True).wait_for()
         click(teacher, "Reveal")
-        main(teacher).locator(".js-plotly-plot").first.wait_for()
+        try:
+            main(teacher).locator(".js-plotly-plot").first.wait_for()
+        except Exception:
+            teacher.screenshot(path=str(shots / "class-teacher-failed.png"), full_page=True)
+            raise
         if rnd == 1:
             teacher.screenshot(path=str(shots / "class-teacher-1280x720.png"))
         for i, s in enumerate(students):

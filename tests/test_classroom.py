@@ -344,3 +344,10 @@ def test_class_scores_equal_the_single_player_scores(lm, source):
         got = score(lm, source, word)
         assert (got.rank, got.points, got.is_answer) == (want.guess.rank, want.points, want.is_answer), word
         assert got.prob == pytest.approx(want.guess.prob, rel=1e-5)
+
+
+def test_a_file_that_is_not_a_database_gives_a_clear_message(tmp_path):
+    bad = tmp_path / "class.db"
+    bad.write_bytes(b"this is not an SQLite file" * 100)
+    with pytest.raises(ClassUnavailable, match="cannot be used right now"):
+        ClassStore.from_url(f"sqlite:///{bad}")
