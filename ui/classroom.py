@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bert_core import LoadedModel
+from bert_core import LoadedModel, game
 from classroom import ClassStore, ClassUnavailable, Reveal, Standing, settings
 from ui import figures_classroom as figs
 from ui.state import cached_model
@@ -60,8 +60,7 @@ def reveal_view(r: Reveal, key: str) -> None:
     rank = f"BERT ranks it {r.answer_rank:,}" if r.answer_rank else "BERT's vocabulary cannot spell it"
     st.markdown("#### " + f":green-background[**{md(r.answer)}**]".join(md(p) for p in r.masked.split("[MASK]")))
     st.caption(f"The hidden word was **{md(r.answer)}** ({rank}). {r.n_guesses} guesses. Points come from BERT's rank "
-               "for each guess, not from matching the original word: BERT's top choice scores 100, top 3: 70, "
-               "top 10: 50, top 50: 25, top 200: 10, plus 20 for the original word.")
+               f"for each guess, not from matching the original word: {game.points_rule()}.")
     fig = figs.class_vs_bert([w.word for w in r.words], [w.count for w in r.words], [w.points for w in r.words],
                              [t for t, _ in r.bert_top], [p for _, p in r.bert_top], r.answer,
                              title=f"Round {r.number}: the class against BERT")
