@@ -7,6 +7,9 @@ missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -d /usr/share/wordnet ] || missing="$missing wordnet-base"
 [ -d /usr/share/games/fortunes ] || missing="$missing fortunes"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"  # class game on Postgres
+command -v zbarimg >/dev/null 2>&1 || missing="$missing zbar-tools"  # reads the class game's QR code
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx"  # the replicas' proxy
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing

@@ -1,0 +1,148 @@
+"""The class game in a real browser (Debian chromium): a teacher (1280x720, a projector) and 3 students (390x844
+phones) in separate browser contexts play 2 rounds against one live server.
+
+Checks: the QR code decodes (zbarimg) to the join address the page shows; hostile nicknames fire no dialog and stay
+text; a student's reload keeps name and score; the phone shows the sentence and the guess box on the first screen.
+Screenshots go to $BERT_LAB_SHOTS (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, assert_no_exception, open_page, streamlit_server, wait_for_app
+
+pytestmark = pytest.mark.browser
+NICKS = ["<svg onload=alert(1)>", "Zoë 🦄", "<b>Bo</b>"]
+TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("classdb") / "class.db"
+    old = os.environ.get("BERT_LAB_DB")
+    os.environ["BERT_LAB_DB"] = f"sqlite:///{db}"
+    try:
+        with streamlit_server() as url:
+            yield url
+    finally:
+        os.environ.pop("BERT_LAB_DB") if old is None else os.environ.__setitem__("BERT_LAB_DB", old)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Browser tests need Debian's chromium at /usr/bin/chromium.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def new_page(browser, width: int, height: int, dialogs: list):
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    return page
+
+
+def main(page):
+    return page.locator("[data-testid='stMain']")
+
+
+def score_of(page) -> int:
+    text = main(page).get_by_text(re.compile(r"^You are ")).first.inner_text()
+    return int(re.search(r"(\d+) points", text).group(1))
+
+
+def click(page, name: str) -> None:
+    main(page).get_by_role("button", name=name).click()
+    wait_for_app(page)
+
+
+def test_a_teacher_and_three_students_play_two_rounds(browser, class_server, tmp_path):
+    shots = Path(os.environ.get("BERT_LAB_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    dialogs: list[str] = []
+    teacher = new_page(browser, 1280, 720, dialogs)
+    open_page(teacher, class_server, "")
+    open_page(teacher, class_server, "classroom")
+    click(teacher, "Start the class")
+    assert_no_exception(teacher)
+    join_url = main(teacher).locator("[data-testid='stCode']").first.inner_text().strip()
+    code = re.search(r"class=([A-Z0-9]{6})$", join_url).group(1)
+    assert join_url == f"{class_server}/join?class={code}"  # bound to 127.0.0.1: the page says only localhost works
+    assert main(teacher).get_by_text("Only this computer can open this address").count() == 1
+    assert main(teacher).get_by_text(code, exact=True).count() == 1  # the big code
+    assert shutil.which("zbarimg"), "the QR check needs zbarimg (apt-get install zbar-tools; scripts/test.sh does)"
+    qr = tmp_path / "qr.png"
+    main(teacher).get_by_role("img").first.screenshot(path=str(qr))
+    out = subprocess.run(["zbarimg", "--raw", "-q", str(qr)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == join_url
+    students = []
+    for nick in NICKS:
+        s = new_page(browser, 390, 844, dialogs)
+        s.goto(join_url, wait_until="domcontentloaded")
+        wait_for_app(s)
+        main(s).locator("input[aria-label='Nickname']").fill(nick)
+        click(s, "Join")
+        main(s).get_by_text(f"You are {nick}").wait_for()
+        students.append(s)
+    main(teacher).get_by_text("Joined3").or_(main(teacher).get_by_text("Joined 3")).first.wait_for()
+    totals = [0, 0, 0]
+    for rnd, guesses in ((1, ["the", "water", "dog"]), (2, ["a", "the", "sun"])):
+        click(teacher, "Show the first sentence" if rnd == 1 else "Next sentence")
+        for s, word in zip(students, guesses):
+            box = main(s).locator("input[aria-label='Your guess (one word)']")
+            box.wait_for()  # the student's page polls and redraws for the new round by itself
+            if rnd == 1 and s is students[0]:
+                bottom = box.bounding_box()["y"] + box.bounding_box()["height"]
+                assert bottom < 844, "the guess box is below the phone's first screen"
+                assert main(s).get_by_text("[MASK]").first.bounding_box()["y"] < 844
+                s.screenshot(path=str(shots / "class-student-390x844.png"))
+            box.fill(word)
+            box.press("Enter")
+            main(s).get_by_text(f"Your guess {word} is in").wait_for()
+        main(teacher).get_by_text("3 of 3").first.wait_for()
+        click(teacher, "Close guessing")
+        main(teacher).get_by_text("closed", exact=True).wait_for()
+        click(teacher, "Reveal")
+        try:
+            main(teacher).locator(".js-plotly-plot").first.wait_for()
+        except Exception:
+            teacher.screenshot(path=str(shots / "class-teacher-failed.png"), full_page=True)
+            raise
+        if rnd == 1:
+            teacher.screenshot(path=str(shots / "class-teacher-1280x720.png"))
+        for i, s in enumerate(students):
+            got = main(s).get_by_text(re.compile(r"^You guessed .* points")).first
+            got.wait_for()
+            totals[i] += int(re.search(r"\+(\d+) points", got.inner_text()).group(1))
+            main(s).locator(".js-plotly-plot").first.wait_for()
+            assert score_of(s) == totals[i]
+        if rnd == 1:
+            students[1].screenshot(path=str(shots / "class-student-reveal-390x844.png"), full_page=True)
+        # the teacher's leaderboard shows every student's total
+        board = main(teacher).locator("[data-testid='stTable']").last.inner_text()
+        for nick, total in zip(NICKS, totals):
+            assert re.search(re.escape(nick) + r"\s+" + str(total), board), board
+    s = students[0]
+    s.reload(wait_until="domcontentloaded")  # a reload rejoins with the same name and score
+    main(s).get_by_text(f"You are {NICKS[0]}").wait_for()
+    assert score_of(s) == totals[0]
+    click(teacher, "End the class")
+    main(teacher).get_by_text("Final standings").wait_for()
+    teacher.screenshot(path=str(shots / "class-teacher-final-1280x720.png"), full_page=True)
+    for p in (teacher, *students):
+        assert_no_exception(p)
+        assert p.locator("svg[onload], b:text('Bo')").count() == 0  # the names stayed text
+    assert dialogs == []
