@@ -32,12 +32,15 @@ from bert_core.training import IGNORE, MLMObjective, TrainConfig, evaluate, trai
 
 class NoCopyMLM(MLMObjective):
     """MLM plus an unlikelihood term against copying: for each masked position, -log(1 - p(w)) summed over the
-    other words w of its sequence (never the right answer itself), weighted by ``unlikelihood``."""
+    other words w of its sequence, weighted by ``unlikelihood``. Never the right answer itself, and never one of the
+    ``common`` most frequent tokens of the corpus (the, of, '.', ...), which recur in any text for good reason."""
 
-    def __init__(self, *args, unlikelihood: float = 0.0, **kwargs):
+    def __init__(self, *args, unlikelihood: float = 0.0, common: int = 50, **kwargs):
         super().__init__(*args, **kwargs)
         self.unlikelihood = unlikelihood
-        self.special = torch.tensor(self.tok.all_special_ids)
+        counts = torch.bincount(torch.tensor([t for b in self.train_blocks for t in b]),
+                                minlength=len(self.continuation))
+        self.exempt = torch.cat([torch.tensor(self.tok.all_special_ids), counts.topk(common).indices])
 
     def loss(self, model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.unlikelihood:
@@ -52,7 +55,7 @@ class NoCopyMLM(MLMObjective):
         original = torch.where(sel, labels, ids)  # the text before masking
         context = torch.zeros_like(logits, dtype=torch.bool)
         context.scatter_(1, original[sel.nonzero()[:, 0]], True)  # the words of each masked position's sequence
-        context[:, self.special] = False
+        context[:, self.exempt] = False
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
         p = logits.softmax(-1).clamp(max=1 - 1e-4)
         copy_penalty = -(torch.log1p(-p) * context).sum(-1).mean()
