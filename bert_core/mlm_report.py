@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from bert_core.corpus import EVERYDAY_CLOZE, ClozeProbe
 from bert_core.game import BUILTIN_SENTENCES, parse_game_sentence
 from bert_core.loaded import top_k_at
 from bert_core.model import Bert
-from bert_core.training import IGNORE, MLMObjective
+from bert_core.training import MLMObjective
 
 
 @dataclass(frozen=True)
@@ -83,31 +82,10 @@ def game_ranks(model: Bert, tok, lines: tuple[str, ...] = BUILTIN_SENTENCES) -> 
 def held_out(model: Bert, objective: MLMObjective) -> HeldOut:
     """Top-1/top-5/loss and copy rate on the objective's fixed held-out masks."""
     model.eval()
-    special = torch.tensor(objective.tok.all_special_ids)
-    n = top1 = top5 = copied = wrong_copied = 0
-    loss_sum = 0.0
     with torch.no_grad():
-        for b in objective.eval_batches:
-            out = model.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
-            sel = b["labels"] != IGNORE
-            logits = model.mlm_logits(out.last_hidden_state[sel]).float()
-            gold = b["labels"][sel]
-            loss_sum += float(F.cross_entropy(logits, gold, reduction="sum"))
-            top = logits.topk(5, dim=-1).indices
-            top1 += int((top[:, 0] == gold).sum())
-            top5 += int((top == gold[:, None]).any(-1).sum())
-            original = torch.where(sel, b["labels"], b["input_ids"])
-            other = (b["attention_mask"] == 1) & ~torch.isin(original, special)
-            rows, cols = sel.nonzero(as_tuple=True)
-            same = (original[rows] == top[:, :1]) & other[rows]
-            same[torch.arange(len(rows)), cols] = False  # the masked position itself is not "elsewhere"
-            is_copy = same.any(-1)
-            copied += int(is_copy.sum())
-            wrong_copied += int((is_copy & (top[:, 0] != gold)).sum())
-            n += int(gold.numel())
-    d = max(n, 1)
-    return HeldOut(round(loss_sum / d, 4), round(top1 / d, 4), round(top5 / d, 4), round(copied / d, 4),
-                   round(wrong_copied / d, 4), n)
+        m = objective.evaluate(model, copies=True)
+    return HeldOut(*(round(m[k], 4) for k in ("eval_loss", "top1", "top5", "copy_rate", "wrong_copy_rate")),
+                   int(m["masked_tokens"]))
 
 
 @dataclass(frozen=True)
