@@ -55,7 +55,7 @@ BUILTIN_SENTENCES: tuple[str, ...] = (
     "I can't find my {keys}, so I can't open the door.",
     "We borrowed some books from the {library}.",
     "Take off your muddy {shoes} before you come inside.",
-    "My favourite meal of the day is {breakfast}.",
+    "Every morning I eat a bowl of cereal for {breakfast}.",
     "The children built a snowman in the {snow}.",
 )
 GAME_ROUNDS = 10

