@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures_mlm import ANSWER, BAR, GUESS, MUTED, _layout, _pct, label
+from .figures_mlm import ANSWER, BAR, GUESS, MUTED, _layout, label
+from .text import pct as _pct
 
 MAX_WORDS = 15
 
