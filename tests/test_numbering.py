@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from apptest_support import APP, chart, errors, open_page, plotly_array
+from apptest_support import APP, charts, errors, open_page, plotly_array
 from streamlit.testing.v1 import AppTest
 
 from bert_core import lens, load_model, mlm
@@ -57,5 +57,5 @@ def test_the_linked_head_opens_in_the_explorer(tiny_dir):
     assert not errors(at)
     l0, h0 = int(at.session_state["att_layer"]), int(at.session_state["att_head"])
     assert head_label(l0, h0) == names[0] and at.session_state["att_text"] == TEXT
-    spec = chart(at, head_label(l0, h0))
+    spec = next(c for c in charts(at) if head_label(l0, h0) in ((c["layout"].get("title") or {}).get("text") or ""))
     np.testing.assert_allclose(plotly_array(spec["data"][0]["z"]), lm.inspect(TEXT).attentions[l0, h0], atol=1e-6)
