@@ -87,9 +87,8 @@ def test_attention_explorer(browser_page, app_server):
 
     # bertviz: the view when the CDN is reachable, else a clear note (never a blank box), and no script from the text
     click_tab(page, "Lines")
-    page.get_by_text("bertviz (needs internet)").click()
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        page.get_by_text("bertviz (needs internet)").click()
     page.wait_for_function(
         """() => { const f = document.querySelector("iframe"); const d = f && f.contentDocument;
                    return d && (d.querySelector("svg") || d.querySelector("#bertlab-cdn-note[data-offline]")); }""",
