@@ -13,6 +13,7 @@ from bert_core import load_model
 from apptest_support import charts, errors, new_app, open_page
 from apptest_support import plotly_array as decode
 from bert_core.stats import head_statistics, segment_crossing
+from ui.figures_attention import MAX_TICK_LABELS
 
 TABS = {"one": 0, "grid": 1, "lines": 2, "neuron": 3, "stats": 4, "pair": 5}
 
@@ -193,7 +194,7 @@ def test_html_emoji_and_long_input_are_shown_as_text():
     assert any("at most 512" in w.value and "cut off" in w.value for w in at.warning)
     spec = heatmap(at)
     assert decode(spec["data"][0]["z"]).shape == (512, 512)
-    assert len(spec["layout"]["xaxis"]["ticktext"]) == 64  # thinned: 512 labels smear into a grey block
+    assert len(spec["layout"]["xaxis"]["ticktext"]) == MAX_TICK_LABELS  # 512 labels smear into a grey block
     assert spec["data"][0]["x"][2] == "#2 cat" and "%{y} → %{x}" in spec["data"][0]["hovertemplate"]
 
 

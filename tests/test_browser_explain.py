@@ -9,7 +9,7 @@ import re
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
-from browser_fixtures import assert_no_exception, open_page, wait_for_app
+from browser_fixtures import app_rerun, assert_no_exception, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,11 +56,6 @@ def shown_value(page, label: str) -> str:
     return box.evaluate("el => el.innerText + ' ' + [...el.querySelectorAll('input')].map(i => i.value).join(' ')")
 
 
-def settle(page) -> None:
-    page.wait_for_timeout(300)
-    wait_for_app(page)
-
-
 def test_line_views_render_offline_and_a_click_focuses(offline_page, app_server):
     page = offline_page
     open_page(page, app_server, "attention?tab=lines&text=" + quote(XSS))
@@ -69,17 +64,17 @@ def test_line_views_render_offline_and_a_click_focuses(offline_page, app_server)
     assert page.evaluate("window.__xss") is None
     assert "every token" in shown_value(page, "Focus on")
     left = page.locator(".js-plotly-plot .scatterlayer .trace").nth(-2).locator(".point")
-    left.nth(3).click(force=True)  # token #3 on the query side
-    settle(page)
+    with app_rerun(page):
+        left.nth(3).click(force=True)  # token #3 on the query side
     assert "#3 " in shown_value(page, "Focus on")
     assert_no_exception(page)
 
-    page.get_by_text("Model view (every head)").click()
-    settle(page)
+    with app_rerun(page):
+        page.get_by_text("Model view (every head)").click()
     assert drawn_lines(page) >= 12
     cells = page.locator(".js-plotly-plot .scatterlayer .trace").last.locator(".point")
-    cells.nth(2 * 12 + 5).click(force=True)  # layer 2, head 5
-    settle(page)
+    with app_rerun(page):
+        cells.nth(2 * 12 + 5).click(force=True)  # layer 2, head 5
     assert parse_qs(urlparse(page.url).query)["layer"] == ["2"] and parse_qs(urlparse(page.url).query)["head"] == ["5"]
     assert_no_exception(page)
     assert not any("127.0.0.1" in u for u in page.blocked)
@@ -95,8 +90,8 @@ def test_shared_url_restores_the_view(browser_page, app_server):
     assert page.get_by_role("tab", name=re.compile("All layers")).get_attribute("aria-selected") == "true"
     thumb = page.locator("[data-testid='stSlider']").nth(1).get_by_role("slider")
     thumb.focus()
-    thumb.press("ArrowRight")
-    settle(page)
+    with app_rerun(page):
+        thumb.press("ArrowRight")
     q = parse_qs(urlparse(page.url).query)
     assert (q["head"], q["layer"], q["tab"], q["text"]) == (["5"], ["3"], ["grid"], ["Dogs <b>bark</b> 😀"])
 
@@ -116,9 +111,8 @@ def test_why_page_hostile_text(browser_page, app_server, case):
     open_page(page, app_server, "why")
     box = page.get_by_label("Sentence (with [MASK] for a word guess)")
     box.fill(HOSTILE[case])
-    box.press("Control+Enter")
-    page.wait_for_timeout(300)
-    wait_for_app(page, timeout=300)  # 700 words: a 512-token guess, then integrated gradients on 128
+    with app_rerun(page, timeout=300):  # 700 words: a 512-token guess, then integrated gradients on 128
+        box.press("Control+Enter")
     assert_no_exception(page)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length >= 3",
                            timeout=60_000)
@@ -132,8 +126,8 @@ def test_embeddings_page(offline_page, app_server):
     assert_no_exception(page)
     box = page.get_by_label("Your own sentences with the word (one per line, up to 20)")
     box.fill(XSS.replace("giraffe", "bank") + "\n😀 bank " + "[MASK] " * 20)
-    box.press("Control+Enter")
-    settle(page)
+    with app_rerun(page, timeout=120):
+        box.press("Control+Enter")
     assert_no_exception(page)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 14",
                            timeout=30_000)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 ATTN_COLORS = "Blues"
 DIVERGING = "RdBu_r"
 CELL_LABEL_LIMIT = 160  # above this many tokens per side, no per-cell hover strings (categorical axes instead)
-MAX_TICK_LABELS = 64  # most tick labels on one axis of a heatmap
+MAX_TICK_LABELS = 32  # most tick labels on one axis of a heatmap (about 14 px apart on a laptop)
 _FONT = dict(size=12)
 
 

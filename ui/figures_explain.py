@@ -75,6 +75,7 @@ def neuron_figure(nv: NeuronView) -> go.Figure:
     fig.update_xaxes(title_text="dimension", row=1, col=2)
     _base_layout(fig, None, height=int(max(300, min(1200, 20 * T + 140))))
     fig.update_layout(margin=dict(t=30))  # room for the subplot titles
+    fig.update_annotations(font_size=12)  # the subplot titles, narrow on a phone
     return fig
 
 
