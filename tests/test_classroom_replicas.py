@@ -16,7 +16,7 @@ import pytest
 
 from bert_core import load_model
 from apptest_support import wait_for
-from browser_fixtures import (CHROMIUM, CHROMIUM_ARGS, ROOT, _healthy, assert_no_exception, free_port,
+from browser_fixtures import (CHROMIUM, ROOT, _healthy, assert_no_exception, free_port,
                               streamlit_server, wait_for_app)
 from classroom import ClassStore
 
@@ -46,13 +46,9 @@ def replicas(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+def browser(browser_page):
+    """The session's chromium (one Playwright per test run); each player gets a context of their own."""
+    return browser_page.context.browser
 
 
 def new_page(browser, dialogs: list):
