@@ -1,4 +1,10 @@
-"""The masked-word guessing game: sentences with a {hidden} word, share codes, and points from BERT's rank.
+"""The masked-word guessing game: sentences with a {hidden} word, share codes, points from BERT's rank, and the
+single-player game's rounds as a ``GameState``.
+
+    state = GameState.start(items, "the built-in sentences", shuffle=True)
+    state = state.guess(lm, "dog")          # scores the guess (InputError for a bad one), shows the result
+    state = state.next()                    # on to the next round; state.skip() records a skipped one
+    state.over, state.score, state.history  # the history: one typed HistoryRow per round played
 
 No Streamlit here: the playground page and the class game only render what this module decides.
 """
@@ -7,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from .loaded import InputError, LoadedModel
-from .mlm import MASK_PATTERN, CandidateScore, predict, prepare, score_candidates, word_pieces
+from .loaded import MASK_PATTERN, InputError, LoadedModel
+from .mlm import CandidateScore, predict, prepare, score_candidates, word_pieces
 
 
 # Everyday sentences; the word in {braces} is hidden. Each is one wordpiece in BERT's uncased vocabulary.
@@ -63,6 +71,11 @@ class GameItem:
     source: str  # the line as written, with {answer}
     masked: str  # the sentence with [MASK] instead of the answer
     answer: str
+
+    @property
+    def plain(self) -> str:
+        """The sentence as a reader sees it: the answer in place, without its {braces}."""
+        return self.masked.replace("[MASK]", self.answer, 1)
 
 
 def parse_game_sentence(line: str) -> GameItem:
@@ -134,8 +147,16 @@ def points_for(rank: int, is_answer: bool = False) -> int:
     return pts + (ANSWER_BONUS if is_answer else 0)
 
 
+def points_rule() -> str:
+    """The scoring rule in words, for the players: 'its top choice scores 100, top 3 scores 70, …'."""
+    tiers = ", ".join(f"{'its top choice' if limit == 1 else f'top {limit}'} scores {p}" for limit, p in POINTS)
+    return f"{tiers}, plus {ANSWER_BONUS} if you also found the original word"
+
+
 @dataclass(frozen=True)
 class GuessResult:
+    """A scored guess: BERT's view of the guess and of the original word, the points, and BERT's own top-k."""
+
     guess: CandidateScore
     answer: CandidateScore
     is_answer: bool
@@ -151,3 +172,111 @@ def score_guess(lm: LoadedModel, item: GameItem, guess: str, top_k: int = 10) ->
     same = g.pieces == a.pieces and not a.error
     top = predict(lm, mi, top_k).top(0)
     return GuessResult(guess=g, answer=a, is_answer=same, points=points_for(g.rank, same), top=top)
+
+
+# --- one player's game ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryRow:
+    """One finished round. A skipped round has no guess, probability, rank or BERT word (None)."""
+
+    round: int  # 1-based
+    sentence: str  # as a reader sees it: the answer in place, no {braces}
+    guess: str | None
+    prob: float | None
+    rank: int | None
+    points: int
+    bert_top: str | None  # BERT's own top word for the slot
+
+    @property
+    def skipped(self) -> bool:
+        return self.guess is None
+
+
+@dataclass(frozen=True)
+class GameState:
+    """A single player's game: which sentences, in which order, the round being played, the score and history.
+
+    Immutable: every move returns a new state. A round is either waiting for a guess (``result`` is None) or shows
+    the scored guess until ``next()``. ``round == n_rounds`` means the game is over.
+    """
+
+    items: tuple[GameItem, ...]  # the whole set, as given
+    order: tuple[int, ...]  # indices into items: the rounds, in play order
+    label: str  # what is being played, e.g. "the built-in sentences"
+    shuffled: bool = False  # "play again" reshuffles a shuffled game
+    round: int = 0  # 0-based index into order
+    score: int = 0
+    history: tuple[HistoryRow, ...] = ()
+    result: GuessResult | None = None  # this round's scored guess, shown until next()
+
+    @classmethod
+    def start(cls, items: Sequence[GameItem], label: str, shuffle: bool = False, rounds: int = GAME_ROUNDS,
+              rng: random.Random | None = None) -> GameState:
+        """A new game. Shuffled: ``rounds`` sentences in random order; else every sentence in the given order."""
+        if not items:
+            raise InputError("There are no sentences to play.")
+        order = list(range(len(items)))
+        if shuffle:
+            (rng or random.Random()).shuffle(order)  # own generator: other modules may seed the global one
+            order = order[:rounds]
+        return cls(items=tuple(items), order=tuple(order), label=label, shuffled=shuffle)
+
+    @classmethod
+    def builtin(cls, rng: random.Random | None = None) -> GameState:
+        """GAME_ROUNDS built-in sentences in random order."""
+        items = [parse_game_sentence(s) for s in BUILTIN_SENTENCES]
+        return cls.start(items, "the built-in sentences", shuffle=True, rng=rng)
+
+    def restart(self, rng: random.Random | None = None) -> GameState:
+        """Play the same set again from round 1 (reshuffled if this game was)."""
+        return GameState.start(self.items, self.label, shuffle=self.shuffled, rng=rng)
+
+    @property
+    def n_rounds(self) -> int:
+        return len(self.order)
+
+    @property
+    def over(self) -> bool:
+        return self.round >= self.n_rounds
+
+    @property
+    def last_round(self) -> bool:
+        """This is the final round (after it comes the final score)."""
+        return self.round + 1 >= self.n_rounds
+
+    @property
+    def item(self) -> GameItem:
+        """The sentence of the round being played."""
+        if self.over:
+            raise InputError("The game is over.")
+        return self.items[self.order[self.round]]
+
+    @property
+    def max_score(self) -> int:
+        """The best possible total: BERT's top choice, and the original word, every round."""
+        return self.n_rounds * points_for(1, is_answer=True)
+
+    def guess(self, lm: LoadedModel, word: str) -> GameState:
+        """Score ``word`` for this round and show the result; InputError (state unchanged) for a bad guess."""
+        if self.result is not None:
+            raise InputError("You already guessed this round; go on to the next one.")
+        res = score_guess(lm, self.item, word)
+        row = HistoryRow(round=self.round + 1, sentence=self.item.plain, guess=res.guess.word, prob=res.guess.prob,
+                         rank=res.guess.rank, points=res.points, bert_top=res.top[0][0] if res.top else None)
+        return replace(self, score=self.score + res.points, history=self.history + (row,), result=res)
+
+    def skip(self) -> GameState:
+        """Give up this round: a history row with no guess and 0 points, and on to the next round."""
+        if self.over or self.result is not None:  # nothing to skip: a guessed round just moves on
+            return self.next()
+        row = HistoryRow(round=self.round + 1, sentence=self.item.plain, guess=None, prob=None, rank=None, points=0,
+                         bert_top=None)
+        return replace(self, history=self.history + (row,), round=self.round + 1)
+
+    def next(self) -> GameState:
+        """On to the next round (the final score after the last one); a round left without a guess is skipped."""
+        if self.over:
+            return self
+        if self.result is None:
+            return self.skip()
+        return replace(self, round=self.round + 1, result=None)

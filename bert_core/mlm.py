@@ -73,7 +73,10 @@ def prepare(lm: LoadedModel, text: str) -> MaskedInput:
 def words(lm: LoadedModel, text: str) -> list[Word]:
     """The words of ``text`` as BERT's tokenizer splits them (punctuation is its own word), without [MASK]s."""
     text = normalize_masks(str(text or ""), lm.mask_token)
-    enc = lm.tokenize(text)
+    return _words(lm, lm.tokenize(text), text)
+
+
+def _words(lm: LoadedModel, enc: Encoded, text: str) -> list[Word]:
     found: dict[int, list[int]] = {}
     for pos, w in enumerate(enc.word_ids):
         if w is not None and not enc.special[pos]:
@@ -91,7 +94,7 @@ def mask_words(lm: LoadedModel, text: str, word_indices: list[int]) -> MaskedInp
     """Whole-word masking: every wordpiece of each chosen word becomes [MASK]; typed [MASK]s stay masked."""
     text = normalize_masks(str(text or ""), lm.mask_token)
     enc = lm.tokenize(text)
-    by_index = {w.index: w for w in words(lm, text)}
+    by_index = {w.index: w for w in _words(lm, enc, text)}
     chosen = sorted({int(i) for i in word_indices if int(i) in by_index}, key=lambda i: by_index[i].start)
     if not chosen:
         return prepare(lm, text)
@@ -151,16 +154,10 @@ class Prediction:
 def predict(lm: LoadedModel, mi: MaskedInput, top_k: int = 10, head_mask=None) -> Prediction:
     """One forward pass; top-k tokens and probabilities at every [MASK] (the fill-mask pipeline's numbers)."""
     lm.require_mlm()
-    pos = mi.positions.tolist()
-    probs = _probs(lm, _ids(lm, mi.encoded.input_ids), [0] * len(pos), pos, head_mask)
-    top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
-    return Prediction(probs=probs.numpy(), top_ids=top.indices.numpy(), top_probs=top.values.numpy(),
-                      top_tokens=[token_strings(lm, row) for row in top.indices])
-
-
-def fill_mask(lm: LoadedModel, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-k (token, probability) for each [MASK] in ``text``, each mask predicted on its own (the core's own)."""
-    return lm.fill_mask(text, top_k)
+    top = top_k_at(lm.model, _ids(lm, mi.encoded.input_ids), mi.positions, top_k, head_mask=head_mask)
+    indices = top.indices.cpu()
+    return Prediction(probs=top.probs.cpu().numpy(), top_ids=indices.numpy(), top_probs=top.values.cpu().numpy(),
+                      top_tokens=[token_strings(lm, row) for row in indices])
 
 
 def render_segments(mi: MaskedInput, tokens: list[str]) -> list[tuple[str, bool]]:
@@ -196,7 +193,7 @@ class Fill:
     sentence: str
 
 
-def _fill_ids(lm: LoadedModel, probs: torch.Tensor) -> torch.Tensor:
+def _without_specials(lm: LoadedModel, probs: torch.Tensor) -> torch.Tensor:
     """Never fill a mask with a special token ([CLS], [SEP], [MASK], …)."""
     p = probs.clone()
     p[..., lm.tokenizer.all_special_ids] = 0.0
@@ -206,7 +203,7 @@ def _fill_ids(lm: LoadedModel, probs: torch.Tensor) -> torch.Tensor:
 def independent_fill(lm: LoadedModel, mi: MaskedInput, pred: Prediction | None = None) -> Fill:
     """Each [MASK] takes its own most likely token, all from the same forward pass (masks don't see each other)."""
     pred = pred or predict(lm, mi, top_k=1)
-    p = _fill_ids(lm, torch.as_tensor(pred.probs))
+    p = _without_specials(lm, torch.as_tensor(pred.probs))
     best = p.max(-1)
     toks = token_strings(lm, best.indices)
     return Fill(tokens=toks, probs=best.values.tolist(), order=list(range(len(toks))), sentence=render(mi, toks))
@@ -220,7 +217,8 @@ def joint_fill(lm: LoadedModel, mi: MaskedInput, head_mask=None) -> Fill:
     remaining, order = list(range(len(pos))), []
     chosen: dict[int, tuple[int, float]] = {}
     while remaining:
-        probs = _fill_ids(lm, _probs(lm, _ids(lm, ids), [0] * len(remaining), [pos[i] for i in remaining], head_mask))
+        at = [pos[i] for i in remaining]
+        probs = _without_specials(lm, _probs(lm, _ids(lm, ids), [0] * len(at), at, head_mask))
         best = probs.max(-1)
         j = int(best.values.argmax())
         i = remaining.pop(j)
@@ -254,9 +252,9 @@ def word_pieces(lm: LoadedModel, word: str) -> tuple[list[int], list[str]]:
 class CandidateScore:
     """How likely BERT finds a whole word in one masked slot.
 
-    Multi-piece words are scored by the chain rule with left-to-right unmasking: the slot becomes as many [MASK]s as
-    the word has pieces, and P(word) = P(p1 | all masked) · P(p2 | p1, rest masked) · …  A one-piece word gets exactly
-    its fill-mask probability.
+    Multi-piece words are scored by the chain rule with left-to-right unmasking: the slot becomes as many [MASK]s
+    as the word has pieces, and P(word) = P(p1 | all masked) · P(p2 | p1, rest masked) · …  A one-piece word gets
+    exactly its fill-mask probability.
     """
 
     word: str
@@ -323,4 +321,6 @@ def score_candidates(lm: LoadedModel, mi: MaskedInput, candidates: list[str], gr
     return out
 
 
-__all__ = ["CandidateScore", "Fill", "MASK_PATTERN", "MAX_TOKENS", "MaskedInput", "NoMaskError", "Prediction", "Word", "fill_mask", "independent_fill", "joint_fill", "mask_words", "predict", "prepare", "render", "render_segments", "score_candidates", "token_strings", "word_pieces", "words"]
+__all__ = ["CandidateScore", "Fill", "MASK_PATTERN", "MAX_TOKENS", "MaskedInput", "NoMaskError", "Prediction", "Word",
+           "independent_fill", "joint_fill", "mask_words", "predict", "prepare", "render", "render_segments",
+           "score_candidates", "token_strings", "word_pieces", "words"]

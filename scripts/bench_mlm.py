@@ -58,7 +58,7 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def core_times(folder: Path, repeats: int) -> dict[str, float]:
-    from bert_core import lens, load_model, mlm
+    from bert_core import game, lens, load_model, mlm
 
     lm = load_model(str(folder), device="cpu")
     mi = mlm.prepare(lm, SENTENCE)

@@ -129,6 +129,32 @@ def wait_for_app(page, timeout: float = 60.0, settle: float = 0.6) -> None:
     raise AssertionError(f"the app was still running after {timeout} s")
 
 
+_WATCH_RUNS = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    window.__bertlabRuns?.disconnect();
+    window.__bertlabRan = false;
+    window.__bertlabRuns = new MutationObserver(() => {
+        if (app.getAttribute("data-test-script-state") !== "notRunning") window.__bertlabRan = true;
+    });
+    window.__bertlabRuns.observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
+
+
+@contextlib.contextmanager
+def app_rerun(page, timeout: float = 60.0):
+    """Around an action that reruns the app (a click, Enter): afterwards wait until that rerun has started and
+    finished. The script state is watched from before the action, so a fast run is not missed.
+
+        with app_rerun(page):
+            page.get_by_role("tab", name="All layers").click()
+    """
+    wait_for_app(page, timeout)
+    page.evaluate(_WATCH_RUNS)
+    yield
+    page.wait_for_function("() => window.__bertlabRan", timeout=timeout * 1000)
+    wait_for_app(page, timeout)
+
+
 def open_page(page, base_url: str, path: str = "", timeout: float = 60.0) -> None:
     """Load ``base_url/path`` (a page's url_path, '' for home) and wait until the app is idle."""
     page.goto(f"{base_url}/{path}", wait_until="domcontentloaded")
@@ -145,9 +171,9 @@ def pick_model(page, folder) -> None:
     """Point this browser session at a local checkpoint through the sidebar's 'Other…' option."""
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="Other hub id or local folder…").click()
-    wait_for_app(page)
+    with app_rerun(page):
+        page.get_by_role("option", name="Other hub id or local folder…").click()
     box = sidebar.locator("input[aria-label='Hub id or folder path']")
     box.fill(str(folder))
-    box.press("Enter")
-    wait_for_app(page)
+    with app_rerun(page):
+        box.press("Enter")

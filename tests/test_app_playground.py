@@ -24,6 +24,18 @@ def open_page(folder, **state) -> AppTest:
     return at
 
 
+def open_link(folder=None, **params) -> AppTest:
+    """A fresh session opens the playground through a link with these query parameters (?game=…, ?model=…)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    if folder is not None:
+        at.session_state["model_name"] = str(folder)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("app_pages/playground.py").run()
+    return at
+
+
 @pytest.fixture(scope="module")
 def lm(tiny_mlm_dir):
     return load_model(str(tiny_mlm_dir), device="cpu")
@@ -133,7 +145,7 @@ def test_model_without_mlm_head(tmp_path):
 def test_game_round_guess_score_next(tiny_mlm_dir, lm):
     at = open_page(tiny_mlm_dir, pg_tab=GAME)
     ss = at.session_state
-    item = game.parse_game_sentence(ss["pg_game_set"][ss["pg_game_order"][0]])
+    item = ss["pg_game"].item
     assert {m.label: m.value for m in at.metric} == {"Round": "1 of 10", "Score": "0"}
     shown = [m.value for m in at.markdown if m.value.startswith("####")]
     words = item.masked.split("[MASK]")[0].split()
@@ -141,40 +153,36 @@ def test_game_round_guess_score_next(tiny_mlm_dir, lm):
 
     at.text_input(key="pg_game_guess").input("").run()
     at.button[0].click().run()  # empty guess
-    assert any("empty" in w.value for w in at.warning) and ss["pg_game_score"] == 0
+    assert any("empty" in w.value for w in at.warning) and ss["pg_game"].score == 0
 
     at.text_input(key="pg_game_guess").input("<script>alert(1)</script>")
     at.button[0].click().run()
     assert any("\\<script\\>" in w.value and "single word" in w.value for w in at.warning)
-    assert ss["pg_game_result"] is None
+    assert ss["pg_game"].result is None
 
     expect = game.score_guess(lm, item, "dog")
     at.text_input(key="pg_game_guess").input("dog")
     at.button[0].click().run()
     assert not at.exception
-    assert ss["pg_game_score"] == expect.points
+    assert ss["pg_game"].score == expect.points
     assert {m.label: m.value for m in at.metric}["Score"] == str(expect.points)
     boxes = [*at.success, *at.info, *at.warning]
     assert any(f"rank {expect.guess.rank:,}" in b.value and f"+{expect.points} points" in b.value for b in boxes)
     top = charts(at)[0]["data"][0]
     assert top["customdata"] == [t for t, _ in expect.top]
-    assert ss["pg_game_history"][0]["your guess"] == "dog"
+    assert ss["pg_game"].history[0].guess == "dog"
     lens = charts(at)[1]  # the reveal's layer-by-layer chart follows the guess and the original word
     names = [d.get("name") for d in lens["data"]]
     assert "'dog'" in names and f"'{item.answer}'" in " ".join(n for n in names if n)
 
     at.button(key="pg_game_next").click().run()
     assert {m.label: m.value for m in at.metric}["Round"] == "2 of 10"
-    assert ss["pg_game_result"] is None
+    assert ss["pg_game"].result is None
 
 
 def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = game.encode_set(sents)
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game=game.encode_set(sents))
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
     assert any("shared set of 2 sentences" in c.value for c in at.caption)
@@ -189,12 +197,32 @@ def test_shared_link_plays_the_teachers_set(tiny_mlm_dir, lm):
     assert len(at.dataframe[0].value) == 2
 
 
+def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir, lm):
+    sents = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
+    at = open_link(tiny_mlm_dir, game=game.encode_set(sents))
+    assert any(f"Points come from BERT's rank for your guess: {game.points_rule()}." in m.value for m in at.markdown)
+    at.button(key="pg_game_skip").click().run()
+    assert {m.label: m.value for m in at.metric} == {"Round": "2 of 2", "Score": "0"}
+    at.text_input(key="pg_game_guess").input("bread")
+    at.button[0].click().run()
+    bread = game.score_guess(lm, game.parse_game_sentence(sents[1]), "bread")
+    assert any(f"(including {game.ANSWER_BONUS} for the original word)" in b.value for b in [*at.success, *at.info])
+    at.button(key="pg_game_next").click().run()
+    table = at.dataframe[0].value
+    assert table["sentence"].tolist() == ["the cat sat on the mat .", "the king ate the bread ."]
+    assert table.iloc[0][["your guess", "BERT's probability", "rank", "points", "BERT's top word"]].tolist() == \
+        ["(skipped)", "–", "–", 0, "–"]
+    assert table.iloc[1][["your guess", "rank", "points", "BERT's top word"]].tolist() == \
+        ["bread", f"{bread.guess.rank:,}", bread.points, bread.top[0][0]]
+    assert any(f"You scored **{bread.points}** of {2 * 120} points" in x.value for x in at.success)
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    at.button(key="pg_game_again").click().run()  # the same set again, in the same order, from 0 points
+    assert {m.label: m.value for m in at.metric} == {"Round": "1 of 2", "Score": "0"}
+    assert at.session_state["pg_game"].item.answer == "cat" and not at.dataframe
+
+
 def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = "not-a-real-code"
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game="not-a-real-code")
     assert any("damaged" in e.value for e in at.error) and not at.exception
     at.text_area(key="pg_game_own").input("The {cat} sat.\n{a} {b}\nThe <b>{dog}</b> ran.").run()
     assert any("line 2" in w.value for w in at.warning)
@@ -207,21 +235,13 @@ def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
 
 
 def test_a_shared_game_link_pins_the_model(tiny_mlm_dir):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["model_name"] = str(tiny_mlm_dir)
-    at.query_params["game"] = game.encode_set(["The {dog} ran."])  # opens the game tab
-    at.run()
-    at.switch_page("app_pages/playground.py").run()
+    at = open_link(tiny_mlm_dir, game=game.encode_set(["The {dog} ran."]))  # opens the game tab
     at.text_area(key="pg_game_own").input("The {cat} sat.").run()
     link = at.code[0].value
     code = link.split("?game=")[1].split("&")[0]
     assert link.endswith("&model=" + urllib.parse.quote(str(tiny_mlm_dir), safe=""))
 
-    pupil = AppTest.from_file(APP, default_timeout=60)  # a fresh session opens the link: bundled by default …
-    pupil.query_params["game"] = code
-    pupil.query_params["model"] = str(tiny_mlm_dir)
-    pupil.run()
-    pupil.switch_page("app_pages/playground.py").run()
+    pupil = open_link(game=code, model=str(tiny_mlm_dir))  # a fresh session opens the link: bundled by default …
     assert not pupil.exception
     assert pupil.session_state["model_name"] == str(tiny_mlm_dir)  # … but the link picks the teacher's model
     assert {m.label: m.value for m in pupil.metric}["Round"] == "1 of 1"

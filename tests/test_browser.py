@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_fixtures import assert_no_exception, open_page, streamlit_server, wait_for_app
+from playwright.sync_api import expect
+
+from browser_fixtures import app_rerun, assert_no_exception, open_page, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,9 +34,11 @@ def heatmap_title(page) -> str:
 
 
 def click_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=re.compile(name)).click()
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    """Open a tab that reruns the page, and wait for that run to finish."""
+    tab = page.get_by_role("tab", name=re.compile(name))
+    with app_rerun(page):
+        tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -60,9 +64,8 @@ def test_attention_explorer(browser_page, app_server):
     # type a new sentence, including HTML that must stay text
     box = page.get_by_label("Sentence A")
     box.fill(XSS)
-    box.press("Control+Enter")
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        box.press("Control+Enter")
     assert_no_exception(page)
     ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
     assert "gi" in ticks and "<" in ticks and "script" in ticks  # shown as tokens, as typed
@@ -73,9 +76,8 @@ def test_attention_explorer(browser_page, app_server):
     assert charts(page, 2).count() == 2
     n_heads = 12
     tile = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(2 * n_heads + 5)
-    tile.click(force=True)
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        tile.click(force=True)
     assert page.locator(".js-plotly-plot .gtitle").last.text_content() == "Layer 2, head 5"
     assert_no_exception(page)
 
@@ -102,8 +104,8 @@ def test_attention_explorer(browser_page, app_server):
 def test_sentence_pair(browser_page, app_server):
     page = browser_page
     open_page(page, app_server, "attention")
-    page.get_by_text("Add a second sentence (B)").click()
-    wait_for_app(page)
+    with app_rerun(page):
+        page.get_by_text("Add a second sentence (B)").click()
     click_tab(page, "Between sentences")
     assert_no_exception(page)
     assert charts(page).count() == 1
@@ -116,9 +118,8 @@ def test_inside_bert(browser_page, app_server):
     assert charts(page, 8).count() >= 8
     assert "layer 0" in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
     page.get_by_role("combobox", name="Layer", exact=True).click()  # the layer selectbox
-    page.get_by_role("option", name="3", exact=True).click()
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        page.get_by_role("option", name="3", exact=True).click()
     assert_no_exception(page)
     ok = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
     assert "layer 3" in ok
@@ -130,20 +131,18 @@ def test_model_picker_loads_a_folder_and_falls_back_on_a_bad_one(browser_page, a
     open_page(page, app_server, "")
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.get_by_role("combobox", name="Checkpoint").click()
-    page.get_by_role("option", name="Other hub id or local folder…").click()
-    wait_for_app(page)
+    with app_rerun(page):
+        page.get_by_role("option", name="Other hub id or local folder…").click()
     field = sidebar.get_by_role("textbox", name="Hub id or folder path")
     field.fill(str(tiny_dir))
-    field.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        field.press("Enter")
     assert "2 layers × 4 heads" in sidebar.inner_text()
     assert page.locator("[data-testid='stMetricValue']").first.inner_text() == "2"  # home shows the new model
     field = sidebar.get_by_role("textbox", name="Hub id or folder path")
     field.fill("/no/such/folder")
-    field.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_app(page)
+    with app_rerun(page):
+        field.press("Enter")
     assert "Could not load" in sidebar.inner_text() and "6 layers × 12 heads" in sidebar.inner_text()
     assert_no_exception(page)
 

