@@ -15,11 +15,10 @@ import streamlit as st
 
 from bert_core import InputError, jobs
 from bert_core import finetune as ft
-from ui import figures_finetune as ffigs
-from ui import figures_training as figs
-from ui import run_view as rv
+from ui import figures_finetune as ffigs, figures_training as figs, run_view as rv
 from ui.state import cached_model, current_model
 from ui.text import md_escape
+from ui.why_panel import why_panel
 
 TWEETS, UPLOAD = "tweets", "upload"
 STEPS = [10, 20, 50, 100, 200, 300, 500, 1000, 2000]
@@ -186,13 +185,14 @@ def try_it(v: jobs.JobView) -> None:
     st.subheader("Try it")
     text = st.text_input("Type a sentence for your classifier", "I love this, best flight ever!", key="ft_try",
                          max_chars=2000)
+    lm = cached_model(str(v.checkpoint), "cpu", "fp32")
     try:
-        ranked = cached_model(str(v.checkpoint), "cpu", "fp32").classify(text)
+        ranked = lm.classify(text)
     except InputError as e:
-        st.info(str(e))
-        return
-    st.plotly_chart(ffigs.class_probabilities([n for n, _ in ranked], [p for _, p in ranked], None),
-                    key="ft_try_chart")
+        return st.info(str(e))
+    st.plotly_chart(ffigs.class_probabilities([n for n, _ in ranked], [p for _, p in ranked], None), key="ft_try_chart")
+    if st.toggle("Why this class? (which words pushed it)", key="ft_why"):
+        why_panel(lm, text, ranked[0][0], key="ft_why_panel")
 
 
 def downloads(v: jobs.JobView, r: ft.FinetuneReport | None) -> None:

@@ -15,6 +15,7 @@ from apptest_support import chart, errors, open_page
 from apptest_support import plotly_array as arr
 from bert_core import finetune as ft
 from bert_core import jobs, load_model
+from bert_core.explain import explain_all
 from test_finetune import toy_data
 from test_jobs import ManualClock
 
@@ -132,6 +133,13 @@ def test_a_run_shows_live_curves_then_the_report_and_a_working_classifier(tiny_d
     assert list(bars["y"]) == [n for n, _ in ranked]
     np.testing.assert_allclose(arr(bars["x"]), [p for _, p in ranked], atol=1e-6)
     assert ranked[0][0] == "negative"
+    at.toggle(key="ft_why").set_value(True).run()  # why this class: the panel's IG bars are explain_all's scores
+    assert not errors(at)
+    ig = explain_all(load_model(str(v.checkpoint)), "i hate this bad film", "negative")["ig"]
+    ig_bars = [c for c in apptest_support.charts(at) if len(c["data"]) and c["data"][0].get("type") == "bar"
+               and len(arr(c["data"][0]["y"])) == len(ig.scores)]
+    assert any(np.allclose(arr(c["data"][0]["y"]), ig.scores, rtol=1e-4, atol=1e-6) for c in ig_bars)
+    at.toggle(key="ft_why").set_value(False).run()
     at.text_input(key="ft_try").input("   ").run()
     assert not at.exception and any("empty" in i.value for i in at.info)
 
