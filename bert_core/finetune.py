@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from . import jobs, training
-from .model import Bert, init_weights
+from .loading import bert_with_weights
+from .model import Bert, evaluating
 from .jobs import RunSettings
 from .training import ClassificationObjective
 
@@ -190,11 +191,9 @@ def classifier_model(base: Bert, names: Sequence[str], mode: str = FULL, seed: i
                   extra={**cfg.extra, "id2label": {str(i): n for i, n in enumerate(names)},
                          "label2id": {n: i for i, n in enumerate(names)}})
     torch.manual_seed(seed)
-    model = init_weights(Bert(cfg, mlm_head=False, nsp_head=False, classifier=True, pooler=True))
     encoder = {k: v for k, v in base.state_dict().items() if k.startswith("bert.")}
-    missing, unexpected = model.load_state_dict(encoder, strict=False)
-    assert not unexpected, unexpected
-    assert all(k.startswith(("classifier.", "bert.pooler.")) for k in missing), missing
+    model = bert_with_weights(cfg, encoder, fresh=("classifier.", "bert.pooler."), mlm_head=False, nsp_head=False,
+                              classifier=True, pooler=True)
     model = model.float().to(next(base.parameters()).device).train()
     for name, p in model.named_parameters():
         p.requires_grad_(mode == FULL or not name.startswith("bert.") or name.startswith("bert.pooler."))
@@ -202,7 +201,7 @@ def classifier_model(base: Bert, names: Sequence[str], mode: str = FULL, seed: i
 
 
 def trainable_parameters(model: Bert) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model.num_parameters(trainable_only=True)
 
 
 def parameter_counts(base: Bert, n_classes: int) -> dict[str, int]:
@@ -216,7 +215,7 @@ def parameter_counts(base: Bert, n_classes: int) -> dict[str, int]:
 
 def cls_vectors(model: Bert, objective: ClassificationObjective, texts: Sequence[str]) -> np.ndarray:
     """The last layer's [CLS] vector of each text (what the task head reads, before the pooler): (N, D)."""
-    with jobs.evaluating(model):
+    with evaluating(model), torch.no_grad():
         device = next(model.parameters()).device
         out = []
         for i in range(0, len(texts), 64):

@@ -15,7 +15,6 @@ No Streamlit here.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import shutil
@@ -23,7 +22,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +30,7 @@ from typing import ClassVar
 import torch
 
 from . import training
-from .model import Bert
+from .model import Bert, evaluating
 from .training import StepEvent, TrainConfig
 
 HEARTBEAT_TIMEOUT_S = 30.0  # a job nobody has polled for this long cancels itself
@@ -252,7 +251,7 @@ class Job:
         self.build = None  # the closure may hold large inputs; the job keeps only its progress
         w = self.watcher
         if w is not None:
-            with evaluating(model):
+            with evaluating(model), torch.no_grad():
                 w.prepare(model, objective, tok)
             if w.every:
                 self._snapshot(model, 0)
@@ -288,7 +287,7 @@ class Job:
             self._snapshot(model, result.steps)
         if result.steps and w is not None:
             self._set(SAVING, "Measuring the trained model on the held-out examples…")
-            with evaluating(model):
+            with evaluating(model), torch.no_grad():
                 found = w.report(model, objective)
             with self._lock:
                 self._report = found
@@ -304,22 +303,10 @@ class Job:
             self._set(DONE, f"Done: {result.steps} steps in {time.perf_counter() - timing['start']:.0f} s.")
 
     def _snapshot(self, model: Bert, step: int) -> None:
-        with evaluating(model):
+        with evaluating(model), torch.no_grad():
             snap = self.watcher.snapshot(model, step)
         with self._lock:
             self._snapshots.append(snap)
-
-
-@contextlib.contextmanager
-def evaluating(model: Bert) -> Iterator[Bert]:
-    """The model in eval mode without gradients for the block; its training mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
 
 
 class JobRunner:
