@@ -9,7 +9,7 @@ from bert_core.explain import neuron_view
 from bert_core.stats import STATISTICS, head_statistics, segment_crossing
 from ui import figures_attention as figures
 from ui import figures_explain, figures_lines
-from ui.text import md_escape
+from ui.text import head_label, head_name, layer_name, md_escape
 from ui.bertviz_embed import bertviz_html, bertviz_size
 from ui.share import UrlField, flag, parse_flag, sync_url
 from ui.state import current_model, inspect_text, model_key
@@ -94,11 +94,14 @@ with st.expander(f"Wordpieces: {T} tokens, ids and segments", expanded=T <= 40):
 st.session_state["att_layer"] = min(int(st.session_state.get("att_layer", 0)), L - 1)
 st.session_state["att_head"] = min(int(st.session_state.get("att_head", 0)), H - 1)
 s1, s2, s3 = st.columns([2, 2, 1.3])
-layer = s1.slider("Layer", 0, L - 1, key="att_layer", help="0 = first layer, right after the embeddings.")
-head = s2.slider("Head", 0, H - 1, key="att_head")
+# the sliders show 1…L and 1…H; the state (and the URL) keep the 0-based indexes
+layer = s1.select_slider("Layer", list(range(L)), key="att_layer", format_func=lambda i: str(i + 1),
+                         help="1 = first layer, right after the embeddings.")
+head = s2.select_slider("Head", list(range(H)), key="att_head", format_func=lambda i: str(i + 1))
 hide = s3.toggle("Hide [CLS] / [SEP]", key="att_hide_special",
                  help="Many heads park most of their attention on [CLS] or [SEP]; hiding them shows the rest. "
                       "Rows then no longer add up to 1.")
+head_title = f"{layer_name(layer).capitalize()}, {head_name(head)} ({head_label(layer, head)})"
 keep = ~enc.special if hide and (~enc.special).any() else None
 
 tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="att_tab", on_change="rerun")))
@@ -106,9 +109,9 @@ tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="att_tab", on_change="rer
 
 def big_heatmap(container) -> None:
     a = ins.attentions[layer, head]
-    container.plotly_chart(figures.attention_heatmap(a, tokens, f"Layer {layer}, head {head}", keep=keep),
+    container.plotly_chart(figures.attention_heatmap(a, tokens, head_title, keep=keep),
                            key="att_heatmap",
-                           config={"toImageButtonOptions": {"filename": f"attention_L{layer}_H{head}"}})
+                           config={"toImageButtonOptions": {"filename": f"attention_L{layer + 1}_H{head + 1}"}})
 
 
 with tabs["head"]:
@@ -118,9 +121,9 @@ with tabs["head"]:
         a = ins.attentions[layer, head]
         stats = head_statistics(ins.attentions[layer:layer + 1, head:head + 1], tokens)
         with right:
-            st.markdown(f"**Layer {layer}, head {head}**")
+            st.markdown(f"**{head_title}**")
             st.markdown("Read a **row**: the token on the left is the query; the darker a cell, the more of the "
-                        "column's token it takes in. Hover a cell for *query → key : weight*.")
+                        "column's token it takes in. Hover or tap a cell for *query → key : weight*.")
             top_k = np.argsort(-a.max(axis=1))[:1]
             q = int(top_k[0])
             st.markdown(f"Strongest single link: **{md_escape(tokens[q])}** (#{q}) → "
@@ -129,7 +132,7 @@ with tabs["head"]:
             st.dataframe(pd.DataFrame({"value": [float(stats[k][0, 0]) for k in STATISTICS]},
                                       index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
             st.download_button("Attention matrix (CSV)", figures.attention_table(a, tokens).to_csv(),
-                               file_name=f"attention_layer{layer}_head{head}.csv", mime="text/csv",
+                               file_name=f"attention_layer{layer + 1}_head{head + 1}.csv", mime="text/csv",
                                key="att_csv", width="stretch", icon=":material/download:")
             st.caption("PNG: use the camera icon in the chart's toolbar.")
 
@@ -145,7 +148,7 @@ with tabs["grid"]:
                         config={"displayModeBar": False})
         big, note = st.columns([3, 1.2])
         big_heatmap(big)
-        note.markdown(f"**Layer {layer}, head {head}**, large. Rows are queries, columns keys; hover a cell for "
+        note.markdown(f"**{head_title}**, large. Rows are queries, columns keys; hover or tap a cell for "
                       "*query → key : weight*. The tile outlined in the grid is the one shown here.")
 
 with tabs["stats"]:
@@ -167,8 +170,8 @@ with tabs["stats"]:
             st.markdown(f"**{name}**: {meaning}.")
             flat = np.nan_to_num(stats[stat], nan=-np.inf).ravel()
             best = np.argsort(-flat)[:5]
-            st.markdown("Highest: " + ", ".join(f"L{i // H} H{i % H} ({flat[i]:{fmt}})" for i in best))
-            st.markdown(f"**Layer {layer}, head {head}** (selected)")
+            st.markdown("Highest: " + ", ".join(f"{head_label(*divmod(int(i), H))} ({flat[i]:{fmt}})" for i in best))
+            st.markdown(f"**{head_title}** (selected)")
             st.dataframe(pd.DataFrame({"value": [float(stats[k][layer, head]) for k in STATISTICS]},
                                       index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
 
@@ -201,15 +204,16 @@ with tabs["lines"]:
         if view == "head":
             st.markdown("Each token on the left (the **query**) sends a line to every token on the right (the "
                         "**key**) it attends to; thicker, darker lines carry more weight, one colour per head. "
-                        "**Click a token on the left** to see only its lines; hover it for its top three keys.")
+                        "**Click a token on the left** to see only its lines; hover or tap it for its top three "
+                        "keys.")
             shown = st.pills("Heads", list(range(H)), selection_mode="multi", default=[head], key="att_lines_heads",
-                             format_func=lambda h: f"head {h}") or [head]
+                             format_func=head_name) or [head]
             st.session_state["att_focus"] = min(int(st.session_state.get("att_focus", -1)), T - 1)
             c1, c2 = st.columns([3, 1])
             focus = c2.selectbox("Focus on", [-1, *range(T)], key="att_focus",
                                  format_func=lambda i: "every token" if i < 0 else f"#{i} {tokens[i]}")
             c1.plotly_chart(figures_lines.head_lines(ins.attentions[layer], tokens, shown, focus=None if focus < 0 else focus,
-                                                     title=f"Layer {layer}"), key="att_lines",
+                                                     title=layer_name(layer).capitalize()), key="att_lines",
                             on_select=lambda: pick_focus("att_lines"), selection_mode="points",
                             config={"displayModeBar": False})
             c2.caption(f"Lines below weight {figures_lines.MIN_WEIGHT} are left out; at most "
@@ -245,5 +249,5 @@ with tabs["neuron"]:
         st.plotly_chart(figures.vector_strip(nv.q, f"q of #{query}"), key="att_q")
         st.plotly_chart(figures_explain.neuron_figure(nv), key="att_neuron")
         err = float(np.abs(nv.probs - ins.attentions[layer, head, query]).max())
-        st.success(f"The softmax column equals row {query} of layer {layer}, head {head}'s attention map: "
+        st.success(f"The softmax column equals row {query} of {layer_name(layer)}, {head_name(head)}'s attention map: "
                    f"largest difference {err:.1e}.", icon=":material/check:")

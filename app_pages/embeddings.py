@@ -8,7 +8,7 @@ from bert_core.embeddings import (CORPUS, WORDS, EncodedCorpus, encode_corpus, n
                                   project, sense_accuracy, user_sentences)
 from ui import figures_explain as figures
 from ui.state import current_model, model_key
-from ui.text import md_escape
+from ui.text import hidden_state_name, md_escape
 
 st.session_state.setdefault("emb_word", "bank")
 st.session_state.setdefault("emb_user", "I left my bike by the bank and went for a swim.")
@@ -29,9 +29,10 @@ lm = current_model()
 L = lm.config.num_hidden_layers
 
 st.title("Contextual embeddings")
-st.markdown("A word's vector at **layer 0** comes from the embedding table: the same wordpiece gives (almost) the "
-            "same vector in every sentence, only its position differs. Every layer after that mixes in the other "
-            "words, so the vector starts to say *which* bank or bat it is. Below, every occurrence of one word in "
+st.markdown("A word's vector in the **embeddings** (slider at 0) comes from the embedding table: the same "
+            "wordpiece gives (almost) the same vector in every sentence, only its position differs. Every layer "
+            "after that mixes in the other words, so the vector starts to say *which* bank or bat it is. Below, "
+            "every occurrence of one word in "
             f"our {len(CORPUS)} built-in sentences (and in yours) is squeezed onto a 2-D map: move the layer slider "
             "and watch the senses separate.")
 
@@ -39,7 +40,8 @@ c1, c2, c3 = st.columns([1.3, 2.5, 1.2])
 word = c1.selectbox("Word", WORDS, key="emb_word", help="Each word has two senses in the built-in sentences.")
 st.session_state["emb_layer"] = min(int(st.session_state.get("emb_layer", min(4, L))), L)
 layer = c2.slider("Layer", 0, L, key="emb_layer",
-                  help="0 = the embedding layer's output (before any attention); L = the last layer.")
+                  help="0 = the embeddings (before any attention); 1 = the output of layer 1; "
+                       f"{L} = the last layer.")
 method = c3.radio("Map", ["pca", "tsne"], key="emb_method", horizontal=True,
                   format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
                   help="PCA keeps the two directions of largest spread (fast, faithful to distances). t-SNE keeps "
@@ -72,16 +74,17 @@ st.session_state.setdefault("emb_pick", 0)
 st.session_state["emb_pick"] = min(int(st.session_state["emb_pick"]), len(occ.texts) - 1)
 left, right = st.columns([2.2, 1])
 with left:
-    title = f"“{word}” at layer {layer} ({'PCA' if method == 'pca' else 't-SNE'}, {len(occ.texts)} occurrences)"
+    where = "the " + hidden_state_name(layer) if layer == 0 else hidden_state_name(layer)
+    title = f"“{word}” at {where} ({'PCA' if method == 'pca' else 't-SNE'}, {len(occ.texts)} occurrences)"
     st.plotly_chart(figures.embedding_scatter(xy, occ.senses, occ.texts, title=title,
                                               highlight=st.session_state["emb_pick"]), key="emb_map")
 with right:
     st.markdown(f"**Do the senses separate?** For each occurrence we look up its nearest other occurrence (by "
-                f"cosine) and check whether it has the same sense. At layer {layer}: "
+                f"cosine) and check whether it has the same sense. At {where}: "
                 f"**{acc[layer]:.0%}** (chance ≈ 50%).")
     st.plotly_chart(figures.layer_curve(np.array(acc), "same sense as nearest (%)", selected=layer),
                     key="emb_curve", config={"displayModeBar": False})
-    st.caption("Layer 0 is not at chance: the occurrences differ by position, and neighbours in position can "
+    st.caption("The embeddings are not at chance: the occurrences differ by position, and neighbours in position can "
                "share a sense by luck.")
 
 st.subheader("Nearest neighbours")

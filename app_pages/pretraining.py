@@ -20,7 +20,7 @@ from bert_core.pretraining import CONTINUE, DEFAULT_LR, SCRATCH
 from ui import figures_training as figs
 from ui import run_view as rv
 from ui.state import current_model
-from ui.text import md_escape
+from ui.text import head_name, layer_name, md_escape
 
 STEPS = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 BATCHES = [2, 4, 8, 16, 32, 64]
@@ -184,13 +184,14 @@ def attention_view(v: jobs.JobView) -> None:
         return
     L, H = snaps[0].attentions.shape[:2]
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(L), format_func=lambda i: f"layer {i + 1}", key="pt_att_layer")
-    head = c2.selectbox("Head", range(H), format_func=lambda i: f"head {i + 1}", key="pt_att_head")
+    layer = c1.selectbox("Layer", range(L), format_func=layer_name, key="pt_att_layer")
+    head = c2.selectbox("Head", range(H), format_func=head_name, key="pt_att_head")
     chosen = [snaps[i] for i in sorted({0, len(snaps) // 3, 2 * len(snaps) // 3, len(snaps) - 1})]
     tokens = snaps[0].tokens
     st.plotly_chart(figs.attention_snapshots([s.attentions[layer, head] for s in chosen], tokens,
                                              [s.step for s in chosen],
-                                             f"Layer {layer + 1}, head {head + 1} over training"), key="pt_att_chart")
+                                             f"{layer_name(layer).capitalize()}, {head_name(head)} over training"),
+                    key="pt_att_chart")
     ent = np.stack([stats.head_entropy(s.attentions) for s in snaps])
     st.plotly_chart(figs.entropy_heatmap([s.step for s in snaps], ent, "Attention entropy of every head",
                                          max_bits=float(np.log2(len(tokens)))), key="pt_entropy_chart")

@@ -80,12 +80,12 @@ def test_default_heatmap_shows_the_models_attention(bundled):
 
 def test_layer_head_sliders_and_hiding_specials(bundled):
     at = open_attention()
-    at.slider(key="att_layer").set_value(3)
-    at.slider(key="att_head").set_value(5)
+    at.select_slider(key="att_layer").set_value(3)
+    at.select_slider(key="att_head").set_value(5)
     at.run()
     ins = bundled.inspect(at.session_state["att_text"])
     spec = heatmap(at)
-    assert spec["layout"]["title"]["text"] == "Layer 3, head 5"
+    assert spec["layout"]["title"]["text"] == "Layer 4, head 6 (L4·H6)"  # indexes 3, 5 shown from 1
     np.testing.assert_allclose(decode(spec["data"][0]["z"]), ins.attentions[3, 5], atol=1e-6)
     at.toggle(key="att_hide_special").set_value(True).run()
     spec = heatmap(at)
@@ -102,7 +102,8 @@ def test_switching_to_a_tiny_checkpoint_and_sentence_pair(tiny_dir, tiny):
     home.run()
     assert "2 layers × 4 heads" in sidebar_caption(home) and "NSP head: yes" in sidebar_caption(home)
     at = open_attention(str(tiny_dir))
-    assert at.slider(key="att_layer").max == 1 and at.slider(key="att_head").max == 3
+    assert at.select_slider(key="att_layer").options == ["1", "2"]
+    assert at.select_slider(key="att_head").options == ["1", "2", "3", "4"]
     at.text_area(key="att_text").set_value("the cat sat on the mat")
     at.toggle(key="att_pair").set_value(True).run()
     at.text_area(key="att_text_b").set_value("it was happy").run()
@@ -129,7 +130,7 @@ def test_grid_and_statistics_tabs(tiny_dir, tiny):
     assert z.shape == (2 * T, 4 * T)  # 2 layers × 4 heads of T × T tiles (T < 24: not pooled)
     tile = z[T:2 * T, 2 * T:3 * T].astype(float)  # layer 1, head 2
     np.testing.assert_allclose(tile / 255, ins.attentions[1, 2] / ins.attentions[1, 2].max(), atol=3e-3)
-    assert big["layout"]["title"]["text"] == "Layer 1, head 2"
+    assert big["layout"]["title"]["text"] == "Layer 2, head 3 (L2·H3)"
     at.session_state["att_tab"] = at.tabs[TABS["stats"]].label
     at.run()
     stats = head_statistics(ins.attentions, ins.tokens)
@@ -309,7 +310,7 @@ def test_one_interaction_sends_at_most_2_mb_at_128_tokens(bundled):
         at.run()
         assert not errors(at)
         sizes[tab] = page_bytes(at)
-    at.slider(key="att_head").set_value(7).run()  # an interaction on the heaviest tab
+    at.select_slider(key="att_head").set_value(7).run()  # an interaction on the heaviest tab
     sizes["lines (bertviz), new head"] = page_bytes(at)
     assert at.get("iframe"), "the bertviz head view should fit at 128 tokens"
     at.switch_page("app_pages/inside_bert.py")
@@ -331,15 +332,15 @@ def test_line_head_view_draws_the_models_links_and_a_click_focuses_a_token(tiny_
     at = open_attention(str(tiny_dir), tab="lines", att_layer=1, att_head=2)
     ins = tiny.inspect(at.session_state["att_text"])
     spec = charts(at)[0]
-    assert spec["layout"]["title"]["text"] == "Layer 1"
-    assert line_segments(spec, "head 2") == int((ins.attentions[1, 2] >= 0.05).sum())
+    assert spec["layout"]["title"]["text"] == "Layer 2"
+    assert line_segments(spec, "head 3") == int((ins.attentions[1, 2] >= 0.05).sum())
     left = next(t for t in spec["data"] if t.get("customdata") is not None and t["x"] and decode(t["x"])[0] == 0)
     assert [label.split(" ")[1] for label in left["hovertext"]] == ins.tokens
     at.selectbox(key="att_focus").set_value(3).run()  # as a click on token 3 does
     spec = charts(at)[0]
-    assert line_segments(spec, "head 2") == int((ins.attentions[1, 2, 3] >= 0.05).sum())
+    assert line_segments(spec, "head 3") == int((ins.attentions[1, 2, 3] >= 0.05).sum())
     at.pills(key="att_lines_heads").set_value([0, 2]).run()
-    assert line_segments(charts(at)[0], "head 0") == int((ins.attentions[1, 0, 3] >= 0.05).sum())
+    assert line_segments(charts(at)[0], "head 1") == int((ins.attentions[1, 0, 3] >= 0.05).sum())
     assert not errors(at)
 
 
@@ -374,9 +375,9 @@ def test_url_round_trips_the_explorers_view():
     fresh.run()
     assert not errors(fresh)
     assert fresh.text_area(key="att_text").value == "<b>dogs</b> bark 😀"
-    assert (fresh.slider(key="att_layer").value, fresh.slider(key="att_head").value) == (4, 7)
+    assert (fresh.select_slider(key="att_layer").value, fresh.select_slider(key="att_head").value) == (4, 7)
     assert fresh.session_state["att_tab"] == at.tabs[TABS["grid"]].label
-    assert heatmap(fresh)["layout"]["title"]["text"] == "Layer 4, head 7"
+    assert heatmap(fresh)["layout"]["title"]["text"] == "Layer 5, head 8 (L5·H8)"
     assert len(charts(fresh)) == 2  # the grid tab is the one open
 
 
@@ -387,4 +388,4 @@ def test_url_with_nonsense_values_falls_back():
     at.switch_page("app_pages/attention.py")
     at.run()
     assert not errors(at)
-    assert at.slider(key="att_head").value == 11 and at.slider(key="att_layer").value == 0
+    assert at.select_slider(key="att_head").value == 11 and at.select_slider(key="att_layer").value == 0

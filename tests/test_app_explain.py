@@ -108,7 +108,7 @@ def test_embeddings_page_layer_zero_tsne_and_hostile_lines(tiny_dir):
     at.slider(key="emb_layer").set_value(0).run()
     assert not errors(at)
     assert at.slider(key="emb_layer").max == 2  # the tiny model has 2 layers
-    assert charts(at)[0]["layout"]["title"]["text"].startswith("“bank” at layer 0 (t-SNE")
+    assert charts(at)[0]["layout"]["title"]["text"].startswith("“bank” at the embeddings (t-SNE")
 
 
 # --- the playground: the Why toggle under the chart, the sentence in the URL -------------------------------------------

@@ -77,7 +77,9 @@ def test_head_grid_tiles_every_head_and_marks_the_selected_one():
     np.testing.assert_array_equal(z[T:2 * T, 2 * T:3 * T], np.eye(T) * 255)  # tile (1, 2)
     np.testing.assert_array_equal(z[0:T, 0], np.full(T, 255))  # tile (0, 0): first column dark
     clicks = np.asarray(fig.data[1].customdata)
-    assert clicks.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
+    assert clicks.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]  # 0-based indexes for a click…
+    assert fig.data[1].text[5] == "layer 2, head 3" and fig.data[1].hovertemplate.startswith("%{text}")  # …1-based
+    assert list(fig.layout.xaxis.ticktext) == ["1", "2", "3"] and list(fig.layout.yaxis.ticktext) == ["1", "2"]
     rect = [s for s in fig.layout.shapes if s.type == "rect"][0]
     assert (rect.x0, rect.x1, rect.y0, rect.y1) == (2 * T - 0.5, 3 * T - 0.5, T - 0.5, 2 * T - 0.5)
 
@@ -96,7 +98,9 @@ def test_stats_heatmap_values_and_click_data():
     fig = figures.stats_heatmap(v, "Share to [SEP]", selected=(0, 1))
     np.testing.assert_allclose(fig.data[0].z, v, rtol=1e-6)
     cd = np.asarray(fig.data[1].customdata)
-    assert cd[4].tolist() == pytest.approx([1, 1, 0.4])  # layer 1, head 1, value
+    assert cd[4].tolist() == pytest.approx([1, 1, 0.4])  # layer index 1, head index 1, value
+    assert fig.data[1].text[4] == "layer 2, head 2" and fig.data[1].hovertemplate.startswith("%{text}")
+    assert list(fig.layout.xaxis.ticktext) == ["1", "2", "3"] and list(fig.layout.yaxis.ticktext) == ["1", "2"]
     assert fig.layout.shapes[0].x0 == 0.5 and fig.layout.shapes[0].y0 == -0.5
 
 
@@ -105,6 +109,7 @@ def test_cross_segment_chart_in_percent():
     assert [t.name for t in fig.data] == ["A → B", "B → A"]
     assert list(fig.data[0].y) == [10.0, 25.0] and list(fig.data[1].y) == [0.0, 50.0]
     assert fig.layout.barmode == "group"
+    assert list(fig.data[0].text) == ["layer 1", "layer 2"] and list(fig.layout.xaxis.ticktext) == ["1", "2"]
 
 
 def test_token_bars_vector_strip_matrix():
@@ -174,12 +179,12 @@ def test_head_lines_draw_every_link_above_the_threshold_in_its_heads_colour():
     a = random_attention(1, 3, 7, seed=2)[0]
     a[2] = np.eye(7)
     fig = figures_lines.head_lines(a, TOKENS, heads=[1, 2])
-    assert segments(fig, "head 2") == [(i, i) for i in range(7)]
+    assert segments(fig, "head 3") == [(i, i) for i in range(7)]  # index 2, named from 1
     expected = sorted(zip(*np.nonzero(a[1] >= figures_lines.MIN_WEIGHT)))
-    assert segments(fig, "head 1") == [(int(r), int(c)) for r, c in expected]
-    assert {t.line.color for t in fig.data if t.name == "head 2"} == {figures_lines.head_color(2)}
-    strong = [t for t in fig.data if t.name == "head 2"][0]
-    assert strong.line.width > [t for t in fig.data if t.name == "head 1"][0].line.width  # weight 1 is thickest
+    assert segments(fig, "head 2") == [(int(r), int(c)) for r, c in expected]
+    assert {t.line.color for t in fig.data if t.name == "head 3"} == {figures_lines.head_color(2)}
+    strong = [t for t in fig.data if t.name == "head 3"][0]
+    assert strong.line.width > [t for t in fig.data if t.name == "head 2"][0].line.width  # weight 1 is thickest
     focused = figures_lines.head_lines(a, TOKENS, heads=[1], focus=3)
     assert {q for q, _ in segments(focused)} == {3}
     left = fig.data[-2]
@@ -204,6 +209,7 @@ def test_model_lines_cells_carry_layer_and_head():
     fig = figures_lines.model_lines(a, selected=(1, 2))
     cells = fig.data[-1]
     assert np.asarray(cells.customdata).tolist() == [[la, h] for la in range(2) for h in range(3)]
+    assert cells.text[5] == "layer 2, head 3" and list(fig.layout.xaxis.ticktext) == ["1", "2", "3"]
     n = sum(len(t.x) // 3 for t in fig.data if t.mode == "lines")
     assert n == int((a >= 0.1).sum())
     assert len(fig.layout.shapes) == 1

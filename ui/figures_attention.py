@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ui.text import head_name, layer_name
+
 ATTN_COLORS = "Blues"
 DIVERGING = "RdBu_r"
 CELL_LABEL_LIMIT = 160  # above this many tokens per side, no per-cell hover strings (categorical axes instead)
@@ -90,6 +92,11 @@ def _pool(m: np.ndarray, size: int) -> np.ndarray:
     return np.add.reduceat(rows, edges[:-1], axis=1) / np.diff(edges)[None, :]
 
 
+def head_names(layers, heads) -> list[str]:
+    """Hover names ('layer 1, head 1') for 0-based layer and head indexes (one numbering: people count from 1)."""
+    return [f"{layer_name(layer)}, {head_name(h)}" for layer, h in zip(layers, heads)]
+
+
 def head_grid(attentions: np.ndarray, selected: tuple[int, int] | None = None, size: int = 24,
               title: str | None = None, width: int = 1000) -> go.Figure:
     """All layers × heads as one tiled image of small maps (layer = row of tiles, head = column).
@@ -112,8 +119,8 @@ def head_grid(attentions: np.ndarray, selected: tuple[int, int] | None = None, s
     fig.add_trace(go.Scatter(
         x=(hh.ravel() * s + (s - 1) / 2), y=(ll.ravel() * s + (s - 1) / 2), mode="markers",
         marker=dict(size=max(6, min(40, 600 // max(L, H))), symbol="square", color="rgba(0,0,0,0)"),
-        customdata=np.stack([ll.ravel(), hh.ravel()], axis=1),
-        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<extra>click to open</extra>",
+        customdata=np.stack([ll.ravel(), hh.ravel()], axis=1), text=head_names(ll.ravel(), hh.ravel()),
+        hovertemplate="%{text}<extra>click to open</extra>",
         showlegend=False))
     shapes = [dict(type="line", x0=h * s - 0.5, x1=h * s - 0.5, y0=-0.5, y1=L * s - 0.5,
                    line=dict(color="white", width=2)) for h in range(1, H)]
@@ -125,10 +132,10 @@ def head_grid(attentions: np.ndarray, selected: tuple[int, int] | None = None, s
                            y1=(sl + 1) * s - 0.5, line=dict(color="#e4572e", width=3)))
     fig.update_layout(shapes=shapes, dragmode=False, clickmode="event+select")
     fig.update_xaxes(tickmode="array", tickvals=[h * s + (s - 1) / 2 for h in range(H)],
-                     ticktext=[str(h) for h in range(H)], title_text="head", side="top", showgrid=False,
+                     ticktext=[str(h + 1) for h in range(H)], title_text="head", side="top", showgrid=False,
                      zeroline=False, range=[-0.5, H * s - 0.5], constrain="domain")
     fig.update_yaxes(tickmode="array", tickvals=[layer * s + (s - 1) / 2 for layer in range(L)],
-                     ticktext=[str(layer) for layer in range(L)], title_text="layer", autorange="reversed",
+                     ticktext=[str(layer + 1) for layer in range(L)], title_text="layer", autorange="reversed",
                      showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
     return _base_layout(fig, title, height=max(240, min(1100, int(width * L / H) + 70)))
 
@@ -146,7 +153,8 @@ def stats_heatmap(values: np.ndarray, name: str, selected: tuple[int, int] | Non
                              marker=dict(size=max(8, min(36, 480 // max(L, H))), symbol="square",
                                          color="rgba(0,0,0,0)"),
                              customdata=np.stack([ll.ravel(), hh.ravel(), v.ravel()], axis=1),
-                             hovertemplate=(f"layer %{{customdata[0]}}, head %{{customdata[1]}}<br>{label(name)}: "
+                             text=head_names(ll.ravel(), hh.ravel()),
+                             hovertemplate=(f"%{{text}}<br>{label(name)}: "
                                             f"%{{customdata[2]:{fmt}}}<extra>click to open</extra>")))
     shapes = []
     if selected is not None:
@@ -154,10 +162,10 @@ def stats_heatmap(values: np.ndarray, name: str, selected: tuple[int, int] | Non
         shapes.append(dict(type="rect", x0=sh - 0.5, x1=sh + 0.5, y0=sl - 0.5, y1=sl + 0.5,
                            line=dict(color="#e4572e", width=3)))
     fig.update_layout(shapes=shapes, dragmode=False, clickmode="event+select")
-    fig.update_xaxes(tickmode="array", tickvals=list(range(H)), title_text="head", side="top", showgrid=False,
-                     zeroline=False)
-    fig.update_yaxes(tickmode="array", tickvals=list(range(L)), title_text="layer", autorange="reversed",
-                     showgrid=False, zeroline=False)
+    fig.update_xaxes(tickmode="array", tickvals=list(range(H)), ticktext=[str(h + 1) for h in range(H)],
+                     title_text="head", side="top", showgrid=False, zeroline=False)
+    fig.update_yaxes(tickmode="array", tickvals=list(range(L)), ticktext=[str(layer + 1) for layer in range(L)],
+                     title_text="layer", autorange="reversed", showgrid=False, zeroline=False)
     return _base_layout(fig, None, height=max(240, min(800, 34 * L + 90)))
 
 
@@ -166,11 +174,12 @@ def cross_segment_chart(crossing: dict[str, np.ndarray]) -> go.Figure:
     fig = go.Figure()
     for name, vals in crossing.items():
         v = np.asarray(vals, dtype=np.float64) * 100
-        fig.add_trace(go.Bar(x=np.arange(len(v)), y=v.round(2), name=name,
-                             hovertemplate=f"layer %{{x}}<br>{name}: %{{y:.1f}}%<extra></extra>"))
+        fig.add_trace(go.Bar(x=np.arange(len(v)), y=v.round(2), name=name, text=[layer_name(i) for i in range(len(v))],
+                             textposition="none", hovertemplate=f"%{{text}}<br>{name}: %{{y:.1f}}%<extra></extra>"))
     n = len(next(iter(crossing.values())))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12, x=0))
-    fig.update_xaxes(tickmode="array", tickvals=list(range(n)), title_text="layer")
+    fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=[str(i + 1) for i in range(n)],
+                     title_text="layer")
     fig.update_yaxes(title_text="attention to the other sentence (%)", rangemode="tozero")
     return _base_layout(fig, None, 320)
 

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures_attention import _base_layout, label, thinned
+from ui.text import head_name
+
+from .figures_attention import _base_layout, head_names, label, thinned
 
 HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173", "#3182bd"]
@@ -78,10 +80,10 @@ def head_lines(attn: np.ndarray, tokens: Sequence[str], heads: Sequence[int], fo
         m = a[h] if focus is None else np.where(np.arange(T)[:, None] == focus, a[h], 0.0)
         r, c, w = strongest_links(m, budget)
         _bucket_traces(fig, np.zeros(len(r)), -r.astype(float), np.ones(len(r)), -c.astype(float), w,
-                       head_color(h), f"head {h}", legend=True)
+                       head_color(h), head_name(h), legend=True)
     ys = -np.arange(T, dtype=float)
     top = np.argsort(-a[heads], axis=-1)[..., :3]  # (h, T, 3)
-    hover = ["<br>".join(f"head {h}: " + ", ".join(f"{toks[j]} {a[h, i, j]:.2f}" for j in top[n, i])
+    hover = ["<br>".join(f"{head_name(h)}: " + ", ".join(f"{toks[j]} {a[h, i, j]:.2f}" for j in top[n, i])
                          for n, h in enumerate(heads)) for i in range(T)]
     shown = set(thinned(T, MAX_TOKEN_LABELS).tolist())
     if focus is not None:
@@ -121,14 +123,14 @@ def model_lines(attentions: np.ndarray, selected: tuple[int, int] | None = None,
             ys0.append(y0 + yy[r])
             ys1.append(y0 + yy[c])
             ws.append(w)
-        _bucket_traces(fig, *(np.concatenate(v) for v in (xs0, ys0, xs1, ys1, ws)), head_color(h), f"head {h}",
+        _bucket_traces(fig, *(np.concatenate(v) for v in (xs0, ys0, xs1, ys1, ws)), head_color(h), head_name(h),
                        legend=False)
     ll, hh = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     fig.add_trace(go.Scatter(x=hh.ravel() * (1 + gap) + 0.5, y=-ll.ravel() * (1 + gap) + 0.5, mode="markers",
                              marker=dict(size=max(10, min(50, 700 // max(L, H))), symbol="square",
                                          color="rgba(0,0,0,0)"), customdata=np.stack([ll.ravel(), hh.ravel()], 1),
-                             hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<extra>click to open</extra>",
-                             showlegend=False))
+                             text=head_names(ll.ravel(), hh.ravel()), showlegend=False,
+                             hovertemplate="%{text}<extra>click to open</extra>"))
     shapes = []
     if selected is not None:
         sl, sh = selected
@@ -136,9 +138,9 @@ def model_lines(attentions: np.ndarray, selected: tuple[int, int] | None = None,
                            y0=-sl * (1 + gap) - 0.08, y1=-sl * (1 + gap) + 1.08, line=dict(color="#e4572e", width=3)))
     fig.update_layout(shapes=shapes, dragmode=False, clickmode="event+select", hovermode="closest")
     fig.update_xaxes(tickmode="array", tickvals=[h * (1 + gap) + 0.5 for h in range(H)],
-                     ticktext=[str(h) for h in range(H)], title_text="head", side="top", showgrid=False,
+                     ticktext=[str(h + 1) for h in range(H)], title_text="head", side="top", showgrid=False,
                      zeroline=False, range=[-0.2, H * (1 + gap) - gap + 0.2], fixedrange=True)
     fig.update_yaxes(tickmode="array", tickvals=[-layer * (1 + gap) + 0.5 for layer in range(L)],
-                     ticktext=[str(layer) for layer in range(L)], title_text="layer", showgrid=False, zeroline=False,
-                     range=[-(L - 1) * (1 + gap) - 0.2, 1.2], fixedrange=True)
+                     ticktext=[str(layer + 1) for layer in range(L)], title_text="layer", showgrid=False,
+                     zeroline=False, range=[-(L - 1) * (1 + gap) - 0.2, 1.2], fixedrange=True)
     return _base_layout(fig, title, height=max(260, min(1300, int(width * L / H) + 80)))
