@@ -57,7 +57,7 @@ def test_attention_explorer(browser_page, app_server):
     page = browser_page
     open_page(page, app_server, "attention")
     assert charts(page).count() >= 1
-    assert heatmap_title(page) == "Layer 0, head 0"
+    assert heatmap_title(page) == "Layer 1, head 1 (L1·H1)"
     ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
     assert ticks[0] == "[CLS]" and ticks[-1] == "[SEP]" and ticks.count("the") == 2  # repeated tokens kept apart
 
@@ -71,14 +71,14 @@ def test_attention_explorer(browser_page, app_server):
     assert "gi" in ticks and "<" in ticks and "script" in ticks  # shown as tokens, as typed
     assert page.evaluate("window.__xss") is None
 
-    # all heads: click the tile of layer 2, head 5 and the large map follows
+    # all heads: click the tile of layer index 2, head index 5 (shown from 1) and the large map follows
     click_tab(page, "All layers")
     assert charts(page, 2).count() == 2
     n_heads = 12
     tile = page.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(2 * n_heads + 5)
     with app_rerun(page):
         tile.click(force=True)
-    assert page.locator(".js-plotly-plot .gtitle").last.text_content() == "Layer 2, head 5"
+    assert page.locator(".js-plotly-plot .gtitle").last.text_content() == "Layer 3, head 6 (L3·H6)"
     assert_no_exception(page)
 
     click_tab(page, "Head statistics")

@@ -86,7 +86,7 @@ def test_shared_url_restores_the_view(browser_page, app_server):
     assert_no_exception(page)
     assert page.get_by_label("Sentence A").input_value() == "Dogs <b>bark</b> 😀"
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-                           ".some(t => t.textContent === 'Layer 3, head 4')", timeout=30_000)
+                           ".some(t => t.textContent === 'Layer 4, head 5 (L4·H5)')", timeout=30_000)
     assert page.get_by_role("tab", name=re.compile("All layers")).get_attribute("aria-selected") == "true"
     thumb = page.locator("[data-testid='stSlider']").nth(1).get_by_role("slider")
     thumb.focus()
@@ -101,7 +101,7 @@ def test_neuron_view(offline_page, app_server):
     open_page(page, app_server, "attention?tab=neuron&layer=2&head=3")
     assert_no_exception(page)
     ok = page.locator("[data-testid='stAlertContentSuccess']").inner_text()
-    assert "layer 2, head 3" in ok and float(re.search(r"difference ([0-9.e+-]+)\.", ok).group(1)) < 1e-6
+    assert "layer 3, head 4" in ok and float(re.search(r"difference ([0-9.e+-]+)\.", ok).group(1)) < 1e-6
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
 
 
