@@ -7,8 +7,7 @@ import streamlit as st
 from bert_core import InputError, LoadedModel
 from bert_core.explain import neuron_view
 from bert_core.stats import STATISTICS, head_statistics, segment_crossing
-from ui import figures_attention as figures
-from ui import figures_explain, figures_lines
+from ui import figures_attention as figures, figures_explain, figures_lines
 from ui.text import head_label, head_name, layer_name, md_escape
 from ui.bertviz_embed import bertviz_html, bertviz_size
 from ui.share import UrlField, flag, parse_flag, sync_url
@@ -25,9 +24,8 @@ URL = [UrlField("text", "att_text"), UrlField("pair", "att_pair", parse_flag, fl
        UrlField("tab", "att_tab", TABS.__getitem__, TAB_IDS.get)]
 
 sync_url(URL, "attention")  # the view lives in the address bar: share the link to share the view
-st.session_state.setdefault("att_text", DEFAULT_A)
-st.session_state.setdefault("att_text_b", DEFAULT_B)
-st.session_state.setdefault("att_pair", False)
+for k, v in (("att_text", DEFAULT_A), ("att_text_b", DEFAULT_B), ("att_pair", False)):
+    st.session_state.setdefault(k, v)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=1800)
@@ -67,7 +65,7 @@ if pair and not (text_b or "").strip():
     c_b.caption("Sentence B is empty, so only sentence A is read.")
 
 try:
-    ins = inspect_text(lm, text_a, text_b if pair else None)
+    ins = inspect_text(lm, text_a, text_b)
 except InputError as e:
     st.info(str(e), icon=":material/edit:")
     st.stop()
@@ -109,8 +107,7 @@ tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="att_tab", on_change="rer
 
 def big_heatmap(container) -> None:
     a = ins.attentions[layer, head]
-    container.plotly_chart(figures.attention_heatmap(a, tokens, head_title, keep=keep),
-                           key="att_heatmap",
+    container.plotly_chart(figures.attention_heatmap(a, tokens, head_title, keep=keep), key="att_heatmap",
                            config={"toImageButtonOptions": {"filename": f"attention_L{layer + 1}_H{head + 1}"}})
 
 
@@ -243,9 +240,8 @@ with tabs["neuron"]:
                     "is summed (the dot product q·k), divided by √d_k and turned into weights by a softmax over the "
                     "keys (columns: k, q ⊙ k, q·k/√d_k, softmax). The softmax is the query's row of the attention map.")
         st.session_state["att_query"] = min(int(st.session_state.get("att_query", 1 if T > 2 else 0)), T - 1)
-        query = st.selectbox("Query token", list(range(T)), key="att_query",
-                             format_func=lambda i: f"#{i} {tokens[i]}")
-        nv = neuron_view(_with_qkv(lm, model_key(lm), text_a, text_b if pair else None), layer, head, query)
+        query = st.selectbox("Query token", list(range(T)), key="att_query", format_func=lambda i: f"#{i} {tokens[i]}")
+        nv = neuron_view(_with_qkv(lm, model_key(lm), text_a, text_b), layer, head, query)
         st.plotly_chart(figures.vector_strip(nv.q, f"q of #{query}"), key="att_q")
         st.plotly_chart(figures_explain.neuron_figure(nv), key="att_neuron")
         err = float(np.abs(nv.probs - ins.attentions[layer, head, query]).max())

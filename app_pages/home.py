@@ -18,30 +18,38 @@ c3.metric("Hidden size", f["hidden"])
 c4.metric("Parameters", f"{f['parameters'] / 1e6:.1f} M")
 
 st.subheader("Where to start")
-a, b = st.columns(2)
-with a.container(border=True):
-    st.page_link("app_pages/attention.py", label="**Attention explorer**", icon=":material/grid_on:")
-    st.markdown("Type a sentence (or two) and see which words each of the "
-                f"{f['layers'] * f['heads']} heads looks at: one head large, all heads as a grid, and a dashboard "
-                "of what heads tend to do (look at the next word, at [SEP], at punctuation…).")
-with b.container(border=True):
-    st.page_link("app_pages/inside_bert.py", label="**Inside BERT: the maths**", icon=":material/calculate:")
-    st.markdown("Follow one token through one layer with the real numbers: embeddings, Q/K/V, "
-                "softmax(QKᵀ/√d_k)V, the output projection, residuals, LayerNorm and the feed-forward block.")
-with a.container(border=True):
-    st.page_link("app_pages/playground.py", label="**Masked-word playground**", icon=":material/target:")
-    st.markdown("Hide a word with [MASK] and watch BERT guess it: the game it was pretrained on.")
-with b.container(border=True):
-    st.page_link("app_pages/pretraining.py", label="**Pretraining lab**", icon=":material/fitness_center:")
-    st.markdown("Pretrain a tiny BERT yourself with masked-language modelling and watch the loss fall.")
-with b.container(border=True):
-    st.page_link("app_pages/family.py", label="**BERT's family**", icon=":material/account_tree:")
-    st.markdown("Where the parameters of BERT, DistilBERT, ALBERT, RoBERTa and MiniLM sit, a model of your own "
-                "shape, and distillation's temperature on this model's real guesses.")
-with a.container(border=True):
-    st.page_link("app_pages/finetune.py", label="**Fine-tuning lab**", icon=":material/tune:")
-    st.markdown("Put a classifier on the [CLS] vector and fine-tune on tweet sentiment or your own CSV: accuracy, "
-                "a confusion matrix, and the [CLS] vectors pulling apart by class.")
+CARDS = [  # (page, title, icon, what a student does there)
+    ("app_pages/lesson.py", "Guided lesson", "school",
+     "BERT in 20 minutes, one idea per step: predict the answer, then reveal the model's real numbers."),
+    ("app_pages/attention.py", "Attention explorer", "grid_on",
+     f"Type a sentence (or two) and see which words each of the {f['layers'] * f['heads']} heads looks at: one head "
+     "large, all heads as a grid, lines, the neuron view, and what heads tend to do (next word, [SEP], punctuation…)."),
+    ("app_pages/inside_bert.py", "Inside BERT: the maths", "calculate",
+     "Follow one token through one layer with the real numbers: embeddings, Q/K/V, softmax(QKᵀ/√d_k)V, the output "
+     "projection, residuals, LayerNorm and the feed-forward block."),
+    ("app_pages/playground.py", "Masked-word playground", "target",
+     "Hide a word with [MASK] and watch BERT guess it: the game it was pretrained on."),
+    ("app_pages/classroom.py", "Class game", "groups",
+     "Run the guessing game for a whole class: a join code, live guesses and the class against BERT."),
+    ("app_pages/why.py", "Why did BERT say that?", "help",
+     "Which words made BERT guess a word or a class: three attribution methods side by side."),
+    ("app_pages/embeddings.py", "Contextual embeddings", "scatter_plot",
+     "One word, many meanings: watch 'bank' or 'bat' separate by sense, layer by layer."),
+    ("app_pages/family.py", "BERT's family", "account_tree",
+     "Where the parameters of BERT, DistilBERT, ALBERT, RoBERTa and MiniLM sit, a model of your own shape, and "
+     "distillation's temperature on this model's real guesses."),
+    ("app_pages/pretraining.py", "Pretraining lab", "fitness_center",
+     "Pretrain a tiny BERT yourself with masked-language modelling and watch the loss fall."),
+    ("app_pages/finetune.py", "Fine-tuning lab", "tune",
+     "Put a classifier on the [CLS] vector and fine-tune on tweet sentiment or your own CSV: accuracy, a confusion "
+     "matrix, and the [CLS] vectors pulling apart by class."),
+]
+cols = st.columns(2)
+for i, (page, title, icon, text) in enumerate(CARDS):
+    with cols[i % 2].container(border=True):
+        st.page_link(page, label=f"**{title}**", icon=f":material/{icon}:")
+        st.markdown(text)
+
 
 st.subheader("BERT in eight ideas")
 st.markdown(r"""

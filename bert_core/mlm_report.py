@@ -48,6 +48,15 @@ class HeldOut:
     masked_tokens: int
 
 
+def copy_guesses(b: dict[str, torch.Tensor], sel: torch.Tensor, top1: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: is each masked position's top-1 guess a token found elsewhere in the same text (a copy)?"""
+    original = torch.where(sel, b["labels"], b["input_ids"])
+    rows, cols = sel.nonzero(as_tuple=True)
+    same = (original[rows] == top1[:, None]) & ((b["attention_mask"] == 1) & ~torch.isin(original, special))[rows]
+    same[torch.arange(len(rows), device=same.device), cols] = False  # the mask itself is not "elsewhere"
+    return same.any(-1)
+
+
 def _mask_guesses(model: Bert, tok, sentences: list[str], k: int):
     """(top-k token lists, (N, V) logits, tokenised sentences) at the one [MASK] of each sentence."""
     enc = tok(sentences, return_tensors="pt", padding=True)

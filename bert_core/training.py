@@ -342,13 +342,11 @@ class MLMObjective:
                                    batch["labels"], batch.get("nsp_labels"))[0]
 
     def evaluate(self, model: Bert, copies: bool = False) -> dict[str, float]:
-        """Held-out masked-token loss, top-1 and top-5 accuracy (and NSP accuracy). With ``copies``, also the share
-        of masks whose top-1 guess is another token of the same text (copy_rate), and of those the wrong ones."""
+        """Held-out masked-token loss, top-1/top-5 accuracy (and NSP); ``copies``: copy_rate, wrong_copy_rate too."""
         device = next(model.parameters()).device
         special = torch.tensor(self.tok.all_special_ids, device=device)
-        n = top1 = top5 = copied = wrong_copied = 0
+        n = top1 = top5 = copied = wrong_copied = nsp_right = nsp_n = 0
         loss_sum = 0.0
-        nsp_right = nsp_n = 0
         for b in self.eval_batches:
             b = {k: v.to(device) for k, v in b.items()}
             out = model.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
@@ -361,12 +359,8 @@ class MLMObjective:
             top5 += int((top == gold[:, None]).any(-1).sum())
             n += int(gold.numel())
             if copies:
-                original = torch.where(sel, b["labels"], b["input_ids"])
-                rows, cols = sel.nonzero(as_tuple=True)
-                other = (b["attention_mask"] == 1) & ~torch.isin(original, special)
-                same = (original[rows] == top[:, :1]) & other[rows]
-                same[torch.arange(len(rows), device=device), cols] = False  # the mask itself is not "elsewhere"
-                is_copy = same.any(-1)
+                from .mlm_report import copy_guesses  # mlm_report imports this module
+                is_copy = copy_guesses(b, sel, top[:, 0], special)
                 copied += int(is_copy.sum())
                 wrong_copied += int((is_copy & (top[:, 0] != gold)).sum())
             if "nsp_labels" in b:
