@@ -22,8 +22,8 @@ def result(_lm, key: str, step: str):
     return COMPUTE[step](_lm) if step in COMPUTE else None
 
 
-def question(step: lesson.Step, q: lesson.Question, r) -> None:
-    """Students commit to an answer first; the reveal then shows the real number."""
+def question(step: lesson.Step, q: lesson.Question, r) -> bool:
+    """Students commit to an answer first; the reveal then shows the real number. True once revealed."""
     st.markdown(f"**Predict first:** {q.prompt}")
     choice = st.radio("Your prediction", q.options, index=None, key=f"lesson_q_{step.key}",
                       label_visibility="collapsed", horizontal=True)
@@ -36,6 +36,8 @@ def question(step: lesson.Step, q: lesson.Question, r) -> None:
         verdict = "Right! " if right else f"Not quite: the answer is **{q.options[q.answer]}**. "
         text = verdict + views.reveal(step.key, r)
         (st.success if right else st.warning)(text, icon=":material/check_circle:" if right else ":material/info:")
+        return True
+    return False
 
 
 lm = current_model()
@@ -58,11 +60,14 @@ else:  # on a laptop or phone: one column, the view between the words and the qu
 with head:
     st.header(f"{i + 1}. {step.title}")
     st.markdown(step.explain)
-with view:
-    views.show(step.key, r, lm.name)
 with tail:
-    if q is not None:
-        question(step, q, r)
+    revealed = question(step, q, r) if q is not None else True
     with st.expander("Talking points for the teacher", icon=":material/record_voice_over:"):
         st.markdown("\n".join(f"- {t}" for t in step.talking_points))
+with view:  # the live view would give the answer away: it appears with the reveal
+    if revealed:
+        views.show(step.key, r, lm.name)
+    else:
+        st.info("Predict first, then press **Reveal**: BERT's real numbers for this example appear here.",
+                icon=":material/visibility_off:")
 step_buttons("lesson_step", N)

@@ -169,7 +169,8 @@ def step_attention(lm: LoadedModel, text: str = PRONOUN_TEXT) -> PronounHead:
     opts = PRONOUN_OPTIONS + ("another word",)
     answer = opts.index(toks[top]) if toks[top] in PRONOUN_OPTIONS else len(opts) - 1
     return PronounHead(toks, q, t, l, h, rows[l, h], top, ins.attentions[l, h],
-                       Question(f"In this head, which word does '{PRONOUN}' look at most?", opts, answer))
+                       Question(f"'{PRONOUN_TEXT}' In one head of this model, which word does '{PRONOUN}' look at most?",
+                                opts, answer))
 
 
 # --- 2. tokens -------------------------------------------------------------------------------------------------

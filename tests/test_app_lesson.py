@@ -28,6 +28,12 @@ def test_walk_the_whole_lesson(which, tiny_dir, bundled):
         assert at.header[0].value == f"{i + 1}. {step.title}"
         assert at.query_params["step"] in (str(i + 1), [str(i + 1)])
         assert any(e.label == "Talking points for the teacher" for e in at.expander)
+        asked = [r for r in at.radio if r.key == f"lesson_q_{step.key}"]
+        if asked:  # the live view would give the answer away: hidden until the students commit and reveal
+            assert not charts(at) and any("Predict first, then press" in m.value for m in at.info), step.key
+            asked[0].set_value(asked[0].options[0]).run()
+            click(at, "Reveal", 0)
+            assert not any("Predict first, then press" in m.value for m in at.info), step.key
         if step.key in CHART_STEPS and (lm.has_mlm_head or step.key != "mlm"):
             assert charts(at), step.key
         if step.key == "attention":
