@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(1, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -70,7 +71,10 @@ def time_next_head(page) -> float:
     thumb.focus()
     t0 = time.perf_counter()
     thumb.press("ArrowRight")
-    page.wait_for_function(_TITLE_DRAWN, arg="Layer 0, head 1", timeout=300_000, polling=100)
+    from ui.text import head_label, head_name, layer_name
+
+    title = f"{layer_name(0).capitalize()}, {head_name(1)} ({head_label(0, 1)})"  # as the explorer titles it
+    page.wait_for_function(_TITLE_DRAWN, arg=title, timeout=300_000, polling=100)
     wait_for_app(page, timeout=300, settle=0.0)
     painted(page)
     return time.perf_counter() - t0
