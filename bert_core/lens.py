@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .loaded import InputError, LoadedModel
-from .mlm import MaskedInput, _head_mask, _ids, _probs, token_strings, word_pieces
+from .loaded import InputError, LoadedModel, as_head_mask
+from .mlm import MaskedInput, _ids, _probs, token_strings, word_pieces
 from .stats import kl_divergence
 
 
@@ -39,7 +39,7 @@ def logit_lens(lm: LoadedModel, mi: MaskedInput, mask: int = 0, track: list[str]
     lm.require_mlm()
     pos = int(mi.positions[mask])
     with torch.inference_mode():
-        out = lm.model.encode(_ids(lm, mi.encoded.input_ids), head_mask=_head_mask(lm, head_mask),
+        out = lm.model.encode(_ids(lm, mi.encoded.input_ids), head_mask=as_head_mask(head_mask, lm.device, lm.dtype),
                               output_hidden_states=True)
         h = torch.stack([hs[0, pos] for hs in out.hidden_states])  # (L+1, D)
         probs = lm.model.mlm_logits(h).float().softmax(-1).cpu()

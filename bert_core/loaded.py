@@ -57,6 +57,14 @@ class TopK:
                 for ps, ix in zip(self.values.cpu(), self.indices.cpu())]
 
 
+def as_head_mask(head_mask, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+    """A head mask given as array or tensor ((L, H) or (B, L, H), 1 = keep) on the model's device and dtype."""
+    if head_mask is None:
+        return None
+    hm = head_mask if isinstance(head_mask, torch.Tensor) else np.asarray(head_mask)
+    return torch.as_tensor(hm, device=device, dtype=dtype)
+
+
 @torch.inference_mode()
 def top_k_at(model: Bert, ids: torch.Tensor, positions, k: int = 5, token_type_ids: torch.Tensor | None = None,
              attention_mask: torch.Tensor | None = None, head_mask=None) -> TopK:
@@ -70,8 +78,7 @@ def top_k_at(model: Bert, ids: torch.Tensor, positions, k: int = 5, token_type_i
     else:
         cols = torch.as_tensor(np.asarray(positions), device=device, dtype=torch.long).reshape(-1)
         rows = torch.zeros_like(cols)
-    hm = None if head_mask is None else torch.as_tensor(np.asarray(head_mask), device=device,
-                                                       dtype=next(model.parameters()).dtype)
+    hm = as_head_mask(head_mask, device, next(model.parameters()).dtype)
     h = model.encode(ids, token_type_ids, attention_mask, head_mask=hm).last_hidden_state[rows, cols]
     logits = model.mlm_logits(h).float()
     top = logits.softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
@@ -223,7 +230,7 @@ class LoadedModel:
         """One forward pass with every attention map and hidden state (and Q/K/V on request)."""
         enc = self.tokenize(text, text_pair)
         ids, tt = self.tensors(enc)
-        hm = None if head_mask is None else torch.as_tensor(head_mask, device=self.device, dtype=self.dtype)
+        hm = as_head_mask(head_mask, self.device, self.dtype)
         out = self.model(ids, tt, head_mask=hm, output_attentions=True, output_hidden_states=True,
                          output_qkv=with_qkv, heads=False)
         f32 = lambda t: t.detach().float().cpu().numpy()  # noqa: E731

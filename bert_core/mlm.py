@@ -123,10 +123,6 @@ def _ids(lm: LoadedModel, ids: np.ndarray | list[int]) -> torch.Tensor:
     return torch.as_tensor(np.asarray(ids, dtype=np.int64), device=lm.device).reshape(1, -1)
 
 
-def _head_mask(lm: LoadedModel, head_mask) -> torch.Tensor | None:
-    return None if head_mask is None else torch.as_tensor(np.asarray(head_mask), device=lm.device, dtype=lm.dtype)
-
-
 @torch.inference_mode()
 def _probs(lm: LoadedModel, ids: torch.Tensor, rows: list[int], cols: list[int], head_mask=None,
            attention_mask: torch.Tensor | None = None) -> torch.Tensor:
