@@ -7,7 +7,7 @@ import streamlit as st
 from bert_core import InputError, LoadedModel
 from bert_core.explain import neuron_view
 from bert_core.stats import STATISTICS, head_statistics, segment_crossing
-from ui import figures_attention as figures, figures_explain, figures_lines
+from ui import attention_head as head_tab, figures_attention as figures, figures_explain, figures_lines
 from ui.text import head_label, head_name, layer_name, md_escape
 from ui.bertviz_embed import bertviz_html, bertviz_size
 from ui.share import UrlField, flag, parse_flag, sync_url
@@ -105,33 +105,10 @@ keep = ~enc.special if hide and (~enc.special).any() else None
 tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="att_tab", on_change="rerun")))
 
 
-def big_heatmap(container) -> None:
-    a = ins.attentions[layer, head]
-    container.plotly_chart(figures.attention_heatmap(a, tokens, head_title, keep=keep), key="att_heatmap",
-                           config={"toImageButtonOptions": {"filename": f"attention_L{layer + 1}_H{head + 1}"}})
-
-
+view = head_tab.View(lm, ins, text_a, text_b, layer, head, head_title, keep)
 with tabs["head"]:
     if tabs["head"].open:
-        left, right = st.columns([3, 1.2])
-        big_heatmap(left)
-        a = ins.attentions[layer, head]
-        stats = head_statistics(ins.attentions[layer:layer + 1, head:head + 1], tokens)
-        with right:
-            st.markdown(f"**{head_title}**")
-            st.markdown("Read a **row**: the token on the left is the query; the darker a cell, the more of the "
-                        "column's token it takes in. Hover or tap a cell for *query → key : weight*.")
-            top_k = np.argsort(-a.max(axis=1))[:1]
-            q = int(top_k[0])
-            st.markdown(f"Strongest single link: **{md_escape(tokens[q])}** (#{q}) → "
-                        f"**{md_escape(tokens[int(a[q].argmax())])}** (#{int(a[q].argmax())}), "
-                        f"weight {a[q].max():.2f}.")
-            st.dataframe(pd.DataFrame({"value": [float(stats[k][0, 0]) for k in STATISTICS]},
-                                      index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
-            st.download_button("Attention matrix (CSV)", figures.attention_table(a, tokens).to_csv(),
-                               file_name=f"attention_layer{layer + 1}_head{head + 1}.csv", mime="text/csv",
-                               key="att_csv", width="stretch", icon=":material/download:")
-            st.caption("PNG: use the camera icon in the chart's toolbar.")
+        head_tab.head_tab(view)
 
 with tabs["grid"]:
     if tabs["grid"].open:
@@ -144,7 +121,7 @@ with tabs["grid"]:
                         on_select=lambda: pick_head("att_grid"), selection_mode="points",
                         config={"displayModeBar": False})
         big, note = st.columns([3, 1.2])
-        big_heatmap(big)
+        head_tab.heatmap(big, view, ins.attentions[layer, head], tokens, head_title, "att_heatmap")
         note.markdown(f"**{head_title}**, large. Rows are queries, columns keys; hover or tap a cell for "
                       "*query → key : weight*. The tile outlined in the grid is the one shown here.")
 
@@ -169,8 +146,7 @@ with tabs["stats"]:
             best = np.argsort(-flat)[:5]
             st.markdown("Highest: " + ", ".join(f"{head_label(*divmod(int(i), H))} ({flat[i]:{fmt}})" for i in best))
             st.markdown(f"**{head_title}** (selected)")
-            st.dataframe(pd.DataFrame({"value": [float(stats[k][layer, head]) for k in STATISTICS]},
-                                      index=[STATISTICS[k][0] for k in STATISTICS]).round(3), width="stretch")
+            head_tab.stats_table({k: stats[k][layer, head] for k in STATISTICS}, "att_stats_table")
 
 with tabs["pair"]:
     if tabs["pair"].open:

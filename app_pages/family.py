@@ -20,7 +20,7 @@ st.markdown("BERT's successors keep the same encoder and change the recipe aroun
             "the sidebar model's real guesses.")
 
 lm = current_model()
-mine = fam.shape_of(lm.config)
+mine = fam.shape_of(lm.config, pooler=lm.model.bert.pooler is not None)
 
 st.subheader("Where the parameters are")
 names = list(fam.FAMILY)
@@ -35,6 +35,8 @@ st.dataframe(pd.DataFrame({"model": names, "layers": [s.layers for s in shapes],
                            "parameters (M)": [round(fam.total(s) / 1e6, 1) for s in shapes],
                            "what changed": [s.note or "the model picked in the sidebar" for s in shapes]}),
              hide_index=True, key="fam_table", column_config={"what changed": st.column_config.TextColumn(width="large")})
+st.caption(fam.size_note(lm.name, mine, lm.model.num_parameters(), fam.head_parameters(
+    mine, lm.has_mlm_head, lm.has_nsp_head, lm.config.num_labels if lm.has_classifier else 0)))
 st.caption("The word-embedding table (vocabulary × hidden) is a large share of a small model: in the bundled MiniLM "
            "it is more than half. ALBERT shrinks it by factorising (30,000 × 128 plus 128 × 768) and shares one "
            "layer's weights across all 12 layers, so it has 11.7M parameters but still computes as much as "

@@ -68,11 +68,36 @@ def total(s: Shape) -> int:
     return sum(parameters(s).values())
 
 
-def shape_of(config) -> Shape:
-    """The Shape of a loaded checkpoint's ``BertConfig``."""
+def shape_of(config, pooler: bool = True) -> Shape:
+    """The Shape of a loaded checkpoint's ``BertConfig`` (pooler: whether the checkpoint has one)."""
     return Shape(vocab=config.vocab_size, hidden=config.hidden_size, layers=config.num_hidden_layers,
                  heads=config.num_attention_heads, intermediate=config.intermediate_size,
-                 positions=config.max_position_embeddings, segments=config.type_vocab_size)
+                 positions=config.max_position_embeddings, segments=config.type_vocab_size, pooler=pooler)
+
+
+def head_parameters(s: Shape, mlm: bool = False, nsp: bool = False, classes: int = 0) -> dict[str, int]:
+    """The task heads a checkpoint may add on top of the encoder counted by ``parameters``.
+
+    MLM head: a hidden × hidden transform with its LayerNorm and one output bias per wordpiece (its output matrix
+    is the word-embedding table, shared, so not counted again). NSP head: hidden → 2. Classifier: hidden → classes.
+    """
+    H = s.hidden
+    parts = {"MLM head": H * H + H + 2 * H + s.vocab if mlm else 0, "NSP head": 2 * H + 2 if nsp else 0,
+             "classifier": H * classes + classes}
+    return {k: v for k, v in parts.items() if v}
+
+
+def size_note(name: str, encoder: Shape, checkpoint_total: int, heads: dict[str, int]) -> str:
+    """Why the sidebar's count of a checkpoint differs from the encoder size in the family table (one line)."""
+    enc = total(encoder)
+    if not heads or enc + sum(heads.values()) != checkpoint_total:
+        return (f"Sizes here count the encoder (embeddings, layers, pooler), as papers quote them; "
+                f"{name} has {checkpoint_total:,} parameters in all.")
+    parts = " + ".join(f"{n} {v:,}" for n, v in heads.items())
+    tied = " (it reuses the word-embedding table as its output matrix)" if "MLM head" in heads else ""
+    return (f"Sizes here count the encoder (embeddings, layers, pooler), as papers quote them; Home and the sidebar "
+            f"count the whole checkpoint: {enc:,} + {parts}{tied} = {checkpoint_total:,} parameters "
+            f"({enc / 1e6:.1f}M → {checkpoint_total / 1e6:.1f}M).")
 
 
 def soften(logits: np.ndarray, temperature: float) -> np.ndarray:

@@ -93,7 +93,7 @@ def test_layer_head_sliders_and_hiding_specials(bundled):
     np.testing.assert_allclose(decode(spec["data"][0]["z"]), ins.attentions[3, 5][1:-1, 1:-1], atol=1e-6)
     # the statistics of this head, next to the map
     stats = head_statistics(ins.attentions, ins.tokens)
-    side = at.dataframe[1].value
+    side = at.dataframe[1].value.set_index("statistic")
     assert side.loc["Share to [SEP]", "value"] == pytest.approx(round(float(stats["sep"][3, 5]), 3))
 
 

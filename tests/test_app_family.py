@@ -21,12 +21,22 @@ def test_parameter_bars_and_build_your_own(tiny_dir):
     tiny = load_model(str(tiny_dir))
     own = sum(p.numel() for n, p in tiny.model.named_parameters() if n.startswith("bert."))
     assert sum(arr(b["x"])[-1] for b in bars[:5]) * 1e6 == own  # the sidebar model's bar is its real count
+    assert any(f"= {tiny.facts()['parameters']:,} parameters" in c.value for c in at.caption)  # why Home differs
     at.slider(key="fam_layers").set_value(12).run()
     at.select_slider(key="fam_hidden").set_value(768).run()
     assert {m.label: m.value for m in at.metric}["Parameters"] == "109.5 M"
     at.toggle(key="fam_fact").set_value(True).run()
     at.toggle(key="fam_shared").set_value(True).run()
     assert {m.label: m.value for m in at.metric}["Parameters"] == "11.8 M"  # ALBERT-base with vocab 30,522, not 30,000
+
+
+def test_the_bundled_model_s_two_sizes_are_explained_beside_the_table():
+    at = open_page("app_pages/family.py")
+    assert not at.exception, errors(at)
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["all-MiniLM-L6-v2 (bundled)", "parameters (M)"] == 22.7
+    note = next(c.value for c in at.caption if "Home and the sidebar" in c.value)
+    assert "22,713,216 + MLM head 179,130" in note and "(22.7M → 22.9M)" in note
 
 
 def test_soft_targets_follow_the_temperature(tiny_dir):

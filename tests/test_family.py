@@ -58,3 +58,24 @@ def test_temperature_spreads_the_probability_and_keeps_the_order():
     assert family.entropy_bits(p4) > family.entropy_bits(p1)
     assert family.distillation_loss(z, z, 3.0) == pytest.approx(0.0, abs=1e-12)
     assert family.distillation_loss(z[::-1], z, 2.0) > 0
+
+
+@pytest.mark.parametrize("which", ["bundled", "tiny_dir", "tiny_mlm_dir"])
+def test_encoder_plus_heads_is_every_parameter_of_the_checkpoint(which, request):
+    """The family table's encoder size and the sidebar's whole-checkpoint size, against an independent count."""
+    from bert_core import load_model
+
+    lm = request.getfixturevalue("bundled") if which == "bundled" else load_model(
+        str(request.getfixturevalue(which)), device="cpu")
+    shape = family.shape_of(lm.config, pooler=lm.model.bert.pooler is not None)
+    named = dict(lm.model.named_parameters())  # each tensor once: the tied MLM decoder is the embedding table
+    encoder = sum(p.numel() for n, p in named.items() if n.startswith("bert."))
+    assert family.total(shape) == encoder
+    heads = family.head_parameters(shape, lm.has_mlm_head, lm.has_nsp_head)
+    assert family.total(shape) + sum(heads.values()) == sum(p.numel() for p in named.values()) == lm.facts()["parameters"]
+    assert heads["MLM head"] == sum(p.numel() for n, p in named.items() if n.startswith("cls.predictions."))
+    assert heads.get("NSP head", 0) == sum(p.numel() for n, p in named.items() if n.startswith("cls.seq_relationship."))
+    note = family.size_note(lm.name, shape, lm.facts()["parameters"], heads)
+    assert f"{encoder:,} + MLM head {heads['MLM head']:,}" in note and f"= {lm.facts()['parameters']:,} parameters" in note
+    if which == "bundled":  # the 22.7M of the family table and the 22.9M of Home, explained
+        assert "(22.7M → 22.9M)" in note

@@ -42,8 +42,18 @@ def thinned(n: int, most: int) -> np.ndarray:
     return np.arange(n) if n <= most else np.unique(np.linspace(0, n - 1, most).round().astype(int))
 
 
+def strongest_link(attn: np.ndarray, keep: np.ndarray | None = None) -> tuple[int, int, float]:
+    """(query, key, weight) of the largest weight among the tokens shown (``keep``: the same mask as the map's)."""
+    a = np.asarray(attn, dtype=np.float64)
+    shown = np.arange(a.shape[0]) if keep is None else np.flatnonzero(keep)
+    sub = a[np.ix_(shown, shown)]
+    r, c = np.unravel_index(int(np.argmax(sub)), sub.shape)
+    return int(shown[r]), int(shown[c]), float(sub[r, c])
+
+
 def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None = None,
-                      keep: np.ndarray | None = None, key_tokens: Sequence[str] | None = None) -> go.Figure:
+                      keep: np.ndarray | None = None, key_tokens: Sequence[str] | None = None,
+                      zmax: float | None = None) -> go.Figure:
     """One head's attention map: row = query token, column = key token, hover 'query → key : weight'.
 
     Axes are positions, so repeated tokens stay separate. Up to CELL_LABEL_LIMIT tokens the axes are integers
@@ -51,6 +61,8 @@ def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None
     tokens, without a string per cell). At most MAX_TICK_LABELS tick labels per axis: hundreds of rotated labels
     smear into a grey block and cost plotly tens of seconds to lay out.
     keep: optional boolean mask (T,) of tokens to show (e.g. without [CLS]/[SEP]); rows are NOT renormalised.
+    zmax: the top of the colour scale (default: the map's maximum); two maps compared side by side share one.
+    The map fills the plot area (cells need not be square), so the colour bar beside it is exactly as tall.
     """
     a = np.asarray(attn, dtype=np.float32)
     toks = list(tokens)
@@ -61,8 +73,9 @@ def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None
     q_lab = [label(toks[i]) for i in rows]
     k_lab = [label(keys[j]) for j in cols]
     n_r, n_c = len(rows), len(cols)
-    trace = dict(z=z, x=np.arange(n_c), y=np.arange(n_r), colorscale=ATTN_COLORS, zmin=0.0,
-                 zmax=float(max(z.max(initial=0.0), 1e-6)), colorbar=dict(title="weight", thickness=12))
+    top = float(max(z.max(initial=0.0), 1e-6)) if zmax is None else float(zmax)
+    trace = dict(z=z, x=np.arange(n_c), y=np.arange(n_r), colorscale=ATTN_COLORS, zmin=0.0, zmax=top,
+                 colorbar=dict(title="weight", thickness=12, len=1.0, lenmode="fraction", y=0.5, yanchor="middle"))
     if max(n_r, n_c) <= CELL_LABEL_LIMIT:
         trace["text"] = [[f"{q} → {k}" for k in k_lab] for q in q_lab]
         trace["hovertemplate"] = "%{text} : %{z:.3f}<extra></extra>"
@@ -77,8 +90,7 @@ def attention_heatmap(attn: np.ndarray, tokens: Sequence[str], title: str | None
     fig.update_xaxes(tickmode="array", tickvals=[x_at[j] for j in xs], ticktext=[k_lab[j] for j in xs],
                      tickangle=-60, title_text="key (attended to)", side="bottom", showgrid=False, zeroline=False)
     fig.update_yaxes(tickmode="array", tickvals=[y_at[i] for i in ys], ticktext=[q_lab[i] for i in ys],
-                     autorange="reversed", title_text="query (attending)", showgrid=False, zeroline=False,
-                     scaleanchor="x", constrain="domain")
+                     autorange="reversed", title_text="query (attending)", showgrid=False, zeroline=False)
     return _base_layout(fig, title, side)
 
 

@@ -28,6 +28,7 @@ DEVICE_KEY = "model_device"
 DTYPE_KEY = "model_dtype"
 LINKED_KEY = "model_from_link"  # the ?model= of the link this session opened, applied once
 ERROR_KEY = "model_load_error"  # the last load failure, shown until the user picks again
+USED_KEY = "models_used"  # every model name this session loaded, oldest first (the explorer compares them)
 _W_CHOICE, _W_OTHER, _W_DEVICE, _W_DTYPE, _OTHER_OPEN = (
     "sb_model_choice", "sb_model_other", "sb_device", "sb_dtype", "sb_other_open")
 
@@ -72,13 +73,20 @@ def current_model() -> LoadedModel:
     device = st.session_state.get(DEVICE_KEY, "auto")
     dtype = st.session_state.get(DTYPE_KEY, "fp32")
     try:
-        return _load(name, device, dtype)
+        lm = _load(name, device, dtype)
+        st.session_state.setdefault(USED_KEY, {})[name] = None
+        return lm
     except ModelLoadError as e:
         st.session_state[ERROR_KEY] = f"Could not load **{md_escape(name)}** ({device}, {dtype}). {md_escape(e)}"
         st.session_state[MODEL_KEY] = BUNDLED
         st.session_state[DEVICE_KEY], st.session_state[DTYPE_KEY] = "auto", "fp32"
         st.session_state[_OTHER_OPEN] = False
         return _load(BUNDLED, "auto", "fp32")
+
+
+def models_used() -> list[str]:
+    """The models this session has loaded (the sidebar's picks and the labs' "use it" runs), oldest first."""
+    return list(st.session_state.get(USED_KEY, {}))
 
 
 def _choice_for(name: str) -> str:
