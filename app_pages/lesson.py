@@ -53,7 +53,7 @@ with st.spinner("Running the model on this step's example…"):
 q = getattr(r, "question", None) or (lesson.recap_question() if step.key == "recap" else None)
 # On the projector: one screen, the words and the question on the left, the live view on the right.
 if presenting():
-    left, right = st.columns([5, 6], gap="large")
+    left, right = st.columns([1, 1], gap="medium")  # wide enough for the answers on one line
     head, view, tail = left, right, left
 else:  # on a laptop or phone: one column, the view between the words and the question
     head, view, tail = st.container(), st.container(), st.container()

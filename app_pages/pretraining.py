@@ -18,7 +18,7 @@ from bert_core import jobs, pretraining, stats
 from bert_core.model import Bert, BertConfig
 from bert_core.pretraining import CONTINUE, DEFAULT_LR, SCRATCH
 from ui import figures_training as figs
-from ui import run_view as rv
+from ui import pretraining_notes as notes, run_view as rv
 from ui.state import current_model
 from ui.text import head_name, layer_name, md_escape
 
@@ -214,6 +214,8 @@ def render_run(job: jobs.Job, v: jobs.JobView) -> None:
     ev = pretraining.scored_evals(v)
     rv.metrics_row(v, ev, CARDS, ".2f", "Training loss, smoothed (nats).", "Seq/s",
                    "Training sequences per second, not counting the probes and evaluations.")
+    if len(ev) > 1:  # a dip of a point or two is a handful of tokens: say so beside the numbers
+        st.caption(notes.accuracy_note(ev, job.cfg.lr, notes.card_of_run((job.extra_config or {})["bert_lab_run"])))
     t1, t2, t3 = st.tabs([":material/show_chart: Loss & accuracy", ":material/quiz: Probe sentences",
                          ":material/visibility: Attention heads"])
     with t1:

@@ -27,6 +27,9 @@ VIEWS = {
     "neuron": "attention?tab=neuron&layer=2&head=3",
     "head_512": f"attention?tab=head&text={LONG}",
     "grid_512": f"attention?tab=grid&text={LONG}",
+    "head": "attention?tab=head",
+    "head_hidden": "attention?tab=head",  # then "Hide [CLS] / [SEP]" is switched on
+    "compare": "attention?tab=head&model={run}",  # then "compare with" the bundled model (run: --compare-run)
     "why": "why",
     "embeddings": "embeddings",
 }
@@ -34,10 +37,23 @@ CHART = {"neuron": 1}  # which chart of the view to scroll to (default: the firs
 SIZES = [(1280, 720), (1400, 1000), (390, 844)]
 
 
+def colour_bars(page) -> str:
+    """Heights (px) of each chart's colour bar and of its plot area, e.g. 'bar 310 / map 310'."""
+    out = []
+    for chart in page.locator("[data-testid='stPlotlyChart']").all():
+        bar, area = chart.locator("g.colorbar rect.cbbg"), chart.locator("rect.nsewdrag")
+        if bar.count() and area.count():
+            b, a = bar.first.bounding_box(), area.first.bounding_box()
+            if b and a:
+                out.append(f"bar {b['height']:.0f} / map {a['height']:.0f}")
+    return "; ".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
-    ap.add_argument("--only", nargs="*", default=list(VIEWS))
+    ap.add_argument("--only", nargs="*", default=[v for v in VIEWS if v != "compare"])
+    ap.add_argument("--compare-run", default="", help="a checkpoint folder with the bundled tokenizer (a lab run)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -53,9 +69,18 @@ def main() -> None:
             page = ctx.new_page()
             page.set_default_timeout(180_000)
             for name in args.only:
-                open_page(page, url, VIEWS[name], timeout=180)
+                open_page(page, url, VIEWS[name].format(run=quote(args.compare_run)), timeout=180)
                 if name == "model_view":
                     page.get_by_text("Model view (every head)").click()
+                    page.wait_for_timeout(300)
+                    wait_for_app(page, timeout=180)
+                if name == "head_hidden":
+                    page.get_by_text("Hide [CLS] / [SEP]").click()
+                    page.wait_for_timeout(300)
+                    wait_for_app(page, timeout=180)
+                if name == "compare":
+                    page.get_by_label("Compare with").click()  # Streamlit's selectbox: open it, pick the option
+                    page.get_by_role("option", name="Bundled (offline) MiniLM-L6").click()
                     page.wait_for_timeout(300)
                     wait_for_app(page, timeout=180)
                 page.wait_for_timeout(800)  # let plotly finish its transitions before the picture
@@ -65,7 +90,7 @@ def main() -> None:
                     charts.nth(CHART.get(name, 0)).scroll_into_view_if_needed()
                     page.wait_for_timeout(500)
                 page.screenshot(path=str(args.out / f"{name}_{w}x{h}.png"))
-                print("wrote", args.out / f"{name}_{w}x{h}.png", flush=True)
+                print("wrote", args.out / f"{name}_{w}x{h}.png", colour_bars(page), flush=True)
             ctx.close()
         browser.close()
 

@@ -114,6 +114,9 @@ def test_a_run_updates_the_curve_and_the_probes_live_then_cancels(tiny_dir):
     np.testing.assert_allclose(arr(chart(at, "Loss")["data"][0]["y"]), [e.loss for e in v.history], rtol=1e-6)
     acc = chart(at, "Held-out masked-token accuracy")["data"]
     assert list(arr(acc[0]["x"])) == [s for s, _ in v.evals]
+    n = int(pretraining.scored_evals(v)[-1][1]["masked_tokens"])
+    assert any(f"counted on {n:,} hidden held-out tokens: one token is {100 / n:.1f} points" in c.value
+               for c in at.caption)
 
     table = at.dataframe[0].value
     first, last = v.snapshots[0], v.snapshots[-1]
@@ -168,3 +171,16 @@ def test_starting_again_asks_before_replacing_the_last_run(tiny_dir):
     new.cancel()
     assert new.join(30)
     new.discard()
+
+
+def test_the_accuracy_note_counts_the_tokens_and_explains_continuing_the_bundled_model():
+    from ui.pretraining_notes import accuracy_note, card_of_run
+
+    ev = [(0, {"top1": 0.375, "masked_tokens": 232.0}), (200, {"top1": 0.358, "masked_tokens": 232.0})]
+    plain = accuracy_note(ev, 1e-4)
+    assert "232 hidden held-out tokens: one token is 0.4 points" in plain and "±6 points" in plain
+    card = card_of_run({"base": "bundled", "settings": {"mode": "continue"}})
+    assert card_of_run({"base": "bundled", "settings": {"mode": "scratch"}}) is None
+    assert card_of_run({"base": "/tmp/x", "settings": {"mode": "continue"}}) is None
+    note = accuracy_note(ev, 1e-4, card)
+    assert f"for {card['steps'] + card['previous_phase']['steps']:,} steps" in note and "1e-04" in note

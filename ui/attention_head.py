@@ -59,8 +59,7 @@ def stats_table(values: dict[str, float], key: str) -> None:
     st.dataframe(pd.DataFrame({"statistic": [STATISTICS[s][0] for s in values],
                                "value": [round(float(x), 3) for x in values.values()]}),
                  hide_index=True, width="stretch", key=key,
-                 column_config={"statistic": st.column_config.TextColumn(width="medium"),
-                                "value": st.column_config.NumberColumn(width="small", format="%.3f")})
+                 column_config={"value": st.column_config.NumberColumn(width="small", format="%.3f")})
 
 
 def head_panel(v: View) -> None:
@@ -133,7 +132,7 @@ def head_tab(v: View) -> None:
     options = [NONE, *candidates(v.lm.name)]
     if st.session_state.get("att_compare", NONE) not in options:
         st.session_state["att_compare"] = NONE
-    name = st.selectbox("Compare with", options, key="att_compare",
+    name = st.columns([2, 3])[0].selectbox("Compare with", options, key="att_compare",
                         format_func=lambda n: "nothing (one model)" if n == NONE else model_label(n),
                         help="The same head of another model on this sentence: the bundled model and the models "
                              "you loaded in this session (a fine-tuned run you kept with “Use it” is one).")

@@ -18,9 +18,10 @@ html { font-size: 19px; }
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="collapsedControl"],
 header[data-testid="stHeader"] { display: none !important; }
 [data-testid="stMainBlockContainer"], .block-container
-  { padding-top: 0.8rem !important; padding-bottom: 2rem !important; max-width: 1500px; }
+  { padding-top: 2.4rem !important; padding-bottom: 2rem !important; max-width: 1500px; }
 h1, h2 { font-size: 1.75rem !important; padding-top: 0.2rem !important; }
-</style>"""
+.st-key-presenter_leave { position: fixed; top: 0; right: 0.8rem; z-index: 999990; width: auto !important; }
+</style>"""  # the leave button sits in the top corner, above the page's first row
 
 
 def presenting() -> bool:
@@ -44,7 +45,8 @@ def setup() -> None:
     if presenting():
         st.query_params["present"] = "1"
         st.html(CSS)
-        st.button("Leave presenter mode", icon=":material/close_fullscreen:", on_click=_leave, type="tertiary")
+        st.button("Leave presenter mode", icon=":material/close_fullscreen:", on_click=_leave, type="tertiary",
+                  key="presenter_leave")
     elif "present" in st.query_params:
         del st.query_params["present"]
 
