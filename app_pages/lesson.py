@@ -44,6 +44,7 @@ lm = current_model()
 i = stepper("lesson_step", N)
 step = lesson.STEPS[i]
 if not presenting():
+    st.html(views.PHONE_CSS)
     st.caption("**BERT in 20 minutes**: a guided lesson, run live on the model loaded in this app. For the "
                "projector, turn on **Presenter mode** in the sidebar.")
 if presenting():
@@ -67,7 +68,7 @@ with tail:
 with view:  # the live view would give the answer away: it appears with the reveal
     if revealed:
         views.show(step.key, r, lm.name)
-    else:
+    elif presenting():  # on one column the question right below says so already (and a phone has no room)
         st.info("Predict first, then press **Reveal**: BERT's real numbers for this example appear here.",
                 icon=":material/visibility_off:")
 step_buttons("lesson_step", N)

@@ -79,8 +79,10 @@ def main() -> None:
                     page.wait_for_timeout(300)
                     wait_for_app(page, timeout=180)
                 if name == "compare":
-                    page.get_by_label("Compare with").click()  # Streamlit's selectbox: open it, pick the option
-                    page.get_by_role("option", name="Bundled (offline) MiniLM-L6").click()
+                    page.wait_for_timeout(800)  # plotly settles; a click during a rerun closes the list again
+                    page.get_by_role("combobox", name="Compare with").click()  # Streamlit's selectbox: open, pick
+                    page.keyboard.type("Bundled")
+                    page.keyboard.press("Enter")
                     page.wait_for_timeout(300)
                     wait_for_app(page, timeout=180)
                 page.wait_for_timeout(800)  # let plotly finish its transitions before the picture

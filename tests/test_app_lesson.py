@@ -30,7 +30,7 @@ def test_walk_the_whole_lesson(which, tiny_dir, bundled):
         assert any(e.label == "Talking points for the teacher" for e in at.expander)
         asked = [r for r in at.radio if r.key == f"lesson_q_{step.key}"]
         if asked:  # the live view would give the answer away: hidden until the students commit and reveal
-            assert not charts(at) and any("Predict first, then press" in m.value for m in at.info), step.key
+            assert not charts(at) and [b for b in at.button if b.label == "Reveal"][0].disabled, step.key
             asked[0].set_value(asked[0].options[0]).run()
             click(at, "Reveal", 0)
             assert not any("Predict first, then press" in m.value for m in at.info), step.key
@@ -76,6 +76,7 @@ def test_step_and_presenter_mode_from_the_url():
     assert at.header[0].value.startswith("7. Training tips")
     assert at.session_state["presenter"] is True
     assert [b.label for b in at.button].count("Next") == 2  # on the projector, Back/Next also at the top
+    assert not charts(at) and any("Predict first, then press" in m.value for m in at.info)  # the view's column
     click(at, "Leave presenter mode", 0)
     assert at.session_state["presenter"] is False and "present" not in at.query_params
 

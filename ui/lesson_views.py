@@ -16,6 +16,8 @@ from ui import figures_training as ft
 from ui.text import PIECES_NOTE, explorer_link, has_pieces, head_label, md_line as md, pct
 
 CHART = {"displayModeBar": False}  # no toolbar over the legends on a projector or phone
+# On a phone the step's title takes less of the first screen (constant CSS, no user text).
+PHONE_CSS = "<style>@media (max-width: 640px) { h2 { font-size: 1.45rem !important; } }</style>"
 
 
 def chart(fig, key: str) -> None:
