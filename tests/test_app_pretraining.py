@@ -184,3 +184,4 @@ def test_the_accuracy_note_counts_the_tokens_and_explains_continuing_the_bundled
     assert card_of_run({"base": "/tmp/x", "settings": {"mode": "continue"}}) is None
     note = accuracy_note(ev, 1e-4, card)
     assert f"for {card['steps'] + card['previous_phase']['steps']:,} steps" in note and "1e-04" in note
+    assert "a peak of 1e-05 keeps it" in note and "keeps it" not in accuracy_note(ev, 1e-5, card)

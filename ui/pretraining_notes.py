@@ -41,7 +41,8 @@ def accuracy_note(evals: Sequence[tuple[int, dict[str, float]]], lr: float, card
     if steps:
         note += (f" This model was already trained on this same corpus for {steps:,} steps, until it stopped "
                  f"improving: a few hundred more steps at a peak learning rate of {lr:.0e} cannot teach it much and "
-                 "mostly shake its weights, so top-1 can dip and the held-out loss rise a little. Continued "
-                 "pretraining pays off on *new* text (another domain); to watch a model learn, pretrain a tiny BERT "
-                 "from scratch.")
+                 "mostly shake its weights, so top-1 can dip and the held-out loss rise a little"
+                 + (" (a peak of 1e-05 keeps it where it is)." if lr > 1e-5 else ".") +
+                 " Continued pretraining pays off on *new* text (another domain); to watch a model learn, pretrain a "
+                 "tiny BERT from scratch.")
     return note
