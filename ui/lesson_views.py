@@ -138,6 +138,8 @@ def family(r: lesson.Distillation) -> None:
     st.markdown("**Parameters by part** (millions)")
     fig = ff.parameter_bars(r.names, r.breakdowns).update_layout(**LEGEND_BELOW)
     chart(fig.update_xaxes(title=None), "lesson_family")
+    st.caption("Encoder sizes (embeddings, layers, pooler), as papers quote them; a checkpoint's task heads come on "
+               "top (the bundled one's MLM head makes 22.7M into the 22.9M of Home: see BERT's family).")
 
 
 def recap(_r=None) -> None:
