@@ -25,7 +25,7 @@ class ClassificationObjective:
 
     def __init__(self, tokenizer, train: list[tuple[str, int]], evalset: list[tuple[str, int]], max_len: int = 64,
                  eval_sample: int = 0):
-        self.tok, self.max_len = tokenizer, max_len
+        self.tok, self.max_len, self.bucket = tokenizer, max_len, BUCKET
         self.train_set, self.eval_set = train, evalset[:eval_sample] if eval_sample else evalset
 
     def _collate(self, rows: list[tuple[str, int]]) -> dict[str, Tensor]:
@@ -40,11 +40,14 @@ class ClassificationObjective:
         return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
 
     def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]:
-        """Random batches of texts of similar length (less padding, same data): each window of ``BUCKET`` random
+        """Random batches of texts of similar length (less padding, same data): each window of ``self.bucket`` random
         batches is sorted by length, cut into batches, and those are yielded in random order."""
         n = len(self.train_set)
+        if self.bucket <= 1:  # plain random batches
+            for chosen in epochs_of_indices(n, batch_size, rng):
+                yield self._collate([self.train_set[i] for i in chosen])
         length = self.lengths([t for t, _ in self.train_set])
-        window = epochs_of_indices(n, batch_size * BUCKET, rng)
+        window = epochs_of_indices(n, batch_size * self.bucket, rng)
         while True:
             chosen = sorted(next(window), key=lambda i: length[i])
             groups = [chosen[i:i + batch_size] for i in range(0, len(chosen), batch_size)]

