@@ -1,0 +1,126 @@
+"""How long a fine-tuning run will take on this machine, measured rather than guessed.
+
+    speed = measure_speed(lm, settings, split)       # a few real steps of a THROWAWAY copy; lm is never touched
+    est = estimate(settings, speed, n_test)          # seconds for the steps, the evaluations and the report
+
+``SPEEDS`` keeps each (model, device, batch size, length, mode, pooling, precision) measurement for the process,
+so changing the learning rate or the steps does not measure again. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import training
+
+WARMUP_STEPS, TIMED_STEPS = 1, 2  # the first step pays for allocations; the next ones are timed
+
+
+@dataclass(frozen=True)
+class Speed:
+    train_per_s: float  # training examples per second (forward, backward, optimizer step)
+    eval_per_s: float  # held-out examples per second (forward only)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float  # the whole run: steps, evaluations, the final report
+    steps: int  # optimizer steps it will make (with a time budget: those that fit)
+    speed: Speed
+    budget: bool  # True when a time budget sets the length
+
+
+def speed_key(lm, s) -> tuple:
+    return (lm.name, str(lm.device), s.batch_size, s.max_len, s.mode, getattr(s, "pooling", "cls"),
+            s.mixed_precision)
+
+
+def measure_model(model, objective, batch_size: int, mixed_precision: str = "no", eval_texts=()) -> Speed:
+    """Time ``TIMED_STEPS`` real optimizer steps (after ``WARMUP_STEPS``) and one forward pass over
+    ``eval_texts``. ``model`` is trained: pass a throwaway copy."""
+    device = next(model.parameters()).device
+    cfg = training.TrainConfig(max_steps=WARMUP_STEPS + TIMED_STEPS, batch_size=batch_size)
+    opt = training.make_optimizer(model, cfg)
+    amp = {"bf16": torch.bfloat16}.get(mixed_precision)
+    batches = objective.batches(batch_size, random.Random(0))
+    model.train()
+    elapsed = 0.0
+    for step in range(WARMUP_STEPS + TIMED_STEPS):
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = objective.loss(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= WARMUP_STEPS:
+            elapsed += time.perf_counter() - t0
+    texts = list(eval_texts) or [t for t, _ in objective.train_set[:64]]
+    t0 = time.perf_counter()
+    objective.predict(model, texts)
+    eval_s = time.perf_counter() - t0
+    return Speed(TIMED_STEPS * batch_size / max(elapsed, 1e-9), len(texts) / max(eval_s, 1e-9))
+
+
+class SpeedCache:
+    """Measured speeds by ``speed_key``, shared by every session of the process."""
+
+    def __init__(self):
+        self._lock, self._speeds = threading.Lock(), {}
+
+    def get(self, key: tuple) -> Speed | None:
+        with self._lock:
+            return self._speeds.get(key)
+
+    def put(self, key: tuple, speed: Speed) -> None:
+        with self._lock:
+            self._speeds[key] = speed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._speeds.clear()
+
+
+SPEEDS = SpeedCache()
+
+
+def measure_speed(lm, s, split) -> Speed:
+    """The speed of a run with settings ``s`` on ``split``, measured on a throwaway copy of ``lm`` (cached)."""
+    from .finetune import prepare
+
+    key = speed_key(lm, s)
+    found = SPEEDS.get(key)
+    if found is None:
+        model, objective, _ = prepare(lm, s, split)  # a private copy with a fresh head: ours to train
+        found = measure_model(model, objective, s.batch_size, s.mixed_precision,
+                              [t for t, _ in split.test[:64]])
+        del model
+        SPEEDS.put(key, found)
+    return found
+
+
+def estimate(s, speed: Speed, n_test: int, evaluations: int | None = None, report_points: int = 300) -> Estimate:
+    """The run's length: with ``s.time_budget_s`` > 0 that budget (everything ends within it); else the steps at
+    the training speed, plus ``evaluations`` + 1 held-out evaluations (step 0 too), the final report's pass over
+    the held-out set and the [CLS] vectors of ``report_points`` examples before and after."""
+    budget = float(getattr(s, "time_budget_s", 0.0) or 0.0)
+    evals = (s.evaluations if evaluations is None else evaluations) + 1
+    eval_s = (evals * n_test + n_test + 2 * min(report_points, n_test)) / speed.eval_per_s
+    if budget > 0:
+        fit = int(max(0.0, budget - eval_s) * speed.train_per_s / s.batch_size)
+        return Estimate(budget, max(1, min(s.steps, fit)), speed, True)
+    return Estimate(s.steps * s.batch_size / speed.train_per_s + eval_s, s.steps, speed, False)
+
+
+def say(est: Estimate) -> str:
+    """'about 2 min on this machine (measured: 45 examples/s)'."""
+    sec = est.seconds
+    when = f"{sec:.0f} s" if sec < 90 else f"{sec / 60:.0f} min" if sec < 5400 else f"{sec / 3600:.1f} h"
+    return f"about {when} on this machine (measured: {est.speed.train_per_s:.0f} examples/s)"
