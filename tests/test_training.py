@@ -13,8 +13,9 @@ import torch
 from bert_core import load_model
 from bert_core.loading import load_tokenizer
 from bert_core.model import Bert, BertConfig
-from bert_core.training import (IGNORE, ClassificationObjective, MLMObjective, TrainConfig, evaluate, lr_at,
-                                lr_schedule, mask_tokens, save_checkpoint, train)
+from bert_core.classify import ClassificationObjective
+from bert_core.training import (IGNORE, MLMObjective, TrainConfig, evaluate, lr_at, lr_schedule, mask_tokens,
+                                save_checkpoint, train)
 
 TEXTS = [
     "the cat sat on the mat.", "the dog sat on the mat.", "the cat ate the bread.", "the dog ate the food.",

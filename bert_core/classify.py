@@ -1,0 +1,66 @@
+"""Sequence classification for ``training.train``: the objective (cross-entropy of the classifier head on the
+sentence vector) with dynamic padding and a small held-out sample scored during training.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .model import Bert
+from .training import epochs_of_indices
+
+
+class ClassificationObjective:
+    """Fine-tuning: cross-entropy of the classifier head on the pooled [CLS] vector."""
+
+    def __init__(self, tokenizer, train: list[tuple[str, int]], evalset: list[tuple[str, int]], max_len: int = 64):
+        self.tok, self.max_len = tokenizer, max_len
+        self.train_set, self.eval_set = train, evalset
+
+    def _collate(self, rows: list[tuple[str, int]]) -> dict[str, Tensor]:
+        enc = self.tok([r[0] for r in rows], truncation=True, max_length=self.max_len, padding=True,
+                       return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+                "attention_mask": enc["attention_mask"], "labels": torch.tensor([r[1] for r in rows])}
+
+    def batches(self, batch_size: int, rng: random.Random) -> Iterator[dict[str, Tensor]]:
+        for chosen in epochs_of_indices(len(self.train_set), batch_size, rng):
+            yield self._collate([self.train_set[i] for i in chosen])
+
+    def loss(self, model: Bert, batch: dict[str, Tensor]) -> Tensor:
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+        return F.cross_entropy(out.cls_logits.float(), batch["labels"])
+
+    @torch.no_grad()
+    def predict(self, model: Bert, texts: list[str]) -> np.ndarray:
+        """Class probabilities (N, C), in eval mode."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        probs = []
+        for i in range(0, len(texts), 64):
+            b = {k: v.to(device) for k, v in self._collate([(t, 0) for t in texts[i:i + 64]]).items()}
+            probs.append(model(b["input_ids"], b["token_type_ids"], b["attention_mask"]).cls_logits.float()
+                         .softmax(-1).cpu().numpy())
+        model.train(was_training)
+        return np.concatenate(probs) if probs else np.zeros((0, model.config.num_labels))
+
+    def evaluate(self, model: Bert) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        if not self.eval_set:
+            return {}
+        probs = self.predict(model, [t for t, _ in self.eval_set])
+        gold = np.asarray([y for _, y in self.eval_set])
+        pred = probs.argmax(-1)
+        loss = float(-np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None)).mean())
+        return {"eval_loss": loss, "accuracy": float(accuracy_score(gold, pred)),
+                "macro_f1": float(f1_score(gold, pred, average="macro"))}
+
+
