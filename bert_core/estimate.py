@@ -107,16 +107,19 @@ def measure_speed(lm, s, split) -> Speed:
 
 
 def estimate(s, speed: Speed, n_test: int, evaluations: int | None = None, report_points: int = 300) -> Estimate:
-    """The run's length: with ``s.time_budget_s`` > 0 that budget (everything ends within it); else the steps at
-    the training speed, plus ``evaluations`` + 1 held-out evaluations (step 0 too), the final report's pass over
-    the held-out set and the [CLS] vectors of ``report_points`` examples before and after."""
+    """The run's length: with ``s.time_budget_s`` > 0 that budget (everything ends within it) and the steps that
+    fit in it; else the steps at the training speed, plus ``evaluations`` + 1 evaluations during training (of
+    ``s.eval_sample`` held-out examples each), the final pass over the held-out set and the [CLS] vectors of
+    ``report_points`` examples before and after."""
     budget = float(getattr(s, "time_budget_s", 0.0) or 0.0)
     evals = (s.evaluations if evaluations is None else evaluations) + 1
-    eval_s = (evals * n_test + n_test + 2 * min(report_points, n_test)) / speed.eval_per_s
+    sample = min(n_test, getattr(s, "eval_sample", n_test) or n_test)
+    during_s = evals * sample / speed.eval_per_s
+    after_s = (n_test + 2 * min(report_points, n_test)) / speed.eval_per_s
     if budget > 0:
-        fit = int(max(0.0, budget - eval_s) * speed.train_per_s / s.batch_size)
+        fit = int(max(0.0, budget - during_s - after_s) * speed.train_per_s / s.batch_size)
         return Estimate(budget, max(1, min(s.steps, fit)), speed, True)
-    return Estimate(s.steps * s.batch_size / speed.train_per_s + eval_s, s.steps, speed, False)
+    return Estimate(s.steps * s.batch_size / speed.train_per_s + during_s + after_s, s.steps, speed, False)
 
 
 def say(est: Estimate) -> str:

@@ -31,9 +31,12 @@ def test_the_estimate_adds_steps_and_evaluations_or_is_the_budget():
     speed = est.Speed(train_per_s=40.0, eval_per_s=200.0)
     s = settings(steps=100, batch_size=8)  # 800 examples at 40/s = 20 s
     e = est.estimate(s, speed, n_test=100, evaluations=8, report_points=100)
-    # 9 evaluations of 100 + the final report's 100 + 2 × 100 [CLS] vectors = 1,200 at 200/s = 6 s
+    # 9 evaluations of min(100, eval_sample 200) + the final report's 100 + 2 × 100 [CLS] vectors = 1,200 at 200/s
     assert e.seconds == pytest.approx(26.0) and e.steps == 100 and not e.budget
     assert est.say(e) == "about 26 s on this machine (measured: 40 examples/s)"
+    small = est.estimate(settings(steps=100, batch_size=8, eval_sample=20), speed, n_test=100, evaluations=8,
+                         report_points=100)
+    assert small.seconds == pytest.approx(20 + (9 * 20 + 300) / 200)  # a small sample during training
     b = est.estimate(settings(steps=1000, batch_size=8, time_budget_s=120.0), speed, n_test=100, evaluations=8,
                      report_points=100)
     assert b.seconds == 120.0 and b.budget and b.steps == int((120 - 6) * 40 / 8)
