@@ -55,7 +55,7 @@ with start_bar:
         if split.dropped:
             st.caption(setup.left_out(split))
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.markdown(f":material/timer: {setup.estimate_line(lm, split)}")
+        setup.estimate_view(lm, split, c1)
         with c2:
             rv.start_button("ft", view, "Start", "", lambda: new_job(split), remember={"ft_job_split": split},
                             keep=finetune_runs.keep, help="One training runs on this server at a time; it stops by "

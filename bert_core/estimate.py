@@ -1,6 +1,7 @@
 """How long a fine-tuning run will take on this machine, measured rather than guessed.
 
     speed = measure_speed(lm, settings, split)       # a few real steps of a THROWAWAY copy; lm is never touched
+    speed = speed_soon(lm, settings, split)          # the same in a background thread: None until it is done
     est = estimate(settings, speed, n_test)          # seconds for the steps, the evaluations and the report
 
 ``SPEEDS`` keeps each (model, device, batch size, length, mode, pooling, precision) measurement for the process,
@@ -70,10 +71,14 @@ def measure_model(model, objective, batch_size: int, mixed_precision: str = "no"
 
 
 class SpeedCache:
-    """Measured speeds by ``speed_key``, shared by every session of the process."""
+    """Measured speeds by ``speed_key``, shared by every session of the process; ``background`` measures off the
+    caller's thread (a page must not freeze for the seconds a measurement takes on a busy machine)."""
 
     def __init__(self):
-        self._lock, self._speeds = threading.Lock(), {}
+        self._lock = threading.Lock()
+        self._speeds: dict[tuple, Speed] = {}
+        self._pending: dict[tuple, threading.Thread] = {}
+        self._errors: dict[tuple, str] = {}
 
     def get(self, key: tuple) -> Speed | None:
         with self._lock:
@@ -83,27 +88,71 @@ class SpeedCache:
         with self._lock:
             self._speeds[key] = speed
 
+    def error(self, key: tuple) -> str | None:
+        with self._lock:
+            return self._errors.get(key)
+
+    def background(self, key: tuple, measure) -> Speed | None:
+        """The speed for ``key``, or None while ``measure()`` runs in a thread (started by the first call)."""
+        with self._lock:
+            if key in self._speeds or key in self._errors:
+                return self._speeds.get(key)
+            if key not in self._pending:
+                t = threading.Thread(target=self._measure, args=(key, measure), name="bert-lab-estimate",
+                                     daemon=True)
+                self._pending[key] = t
+                t.start()
+        return None
+
+    def _measure(self, key: tuple, measure) -> None:
+        try:
+            speed = measure()
+            with self._lock:
+                self._speeds[key] = speed
+        except Exception as e:  # shown to the user instead of an estimate
+            with self._lock:
+                self._errors[key] = f"{type(e).__name__}: {e}"
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the measurements under way (tests)."""
+        with self._lock:
+            threads = list(self._pending.values())
+        for t in threads:
+            t.join(timeout)
+
     def clear(self) -> None:
         with self._lock:
             self._speeds.clear()
+            self._errors.clear()
 
 
 SPEEDS = SpeedCache()
 
 
-def measure_speed(lm, s, split) -> Speed:
-    """The speed of a run with settings ``s`` on ``split``, measured on a throwaway copy of ``lm`` (cached)."""
+def measure_now(lm, s, split) -> Speed:
+    """Measure on a throwaway copy of ``lm``: a private model with a fresh head, ours to train (no cache)."""
     from .finetune import prepare
 
+    model, objective, _ = prepare(lm, s, split)
+    return measure_model(model, objective, s.batch_size, s.mixed_precision, [t for t, _ in split.test[:32]])
+
+
+def measure_speed(lm, s, split) -> Speed:
+    """The speed of a run with settings ``s`` on ``split``, measured once per ``speed_key`` (cached)."""
     key = speed_key(lm, s)
     found = SPEEDS.get(key)
     if found is None:
-        model, objective, _ = prepare(lm, s, split)  # a private copy with a fresh head: ours to train
-        found = measure_model(model, objective, s.batch_size, s.mixed_precision,
-                              [t for t, _ in split.test[:64]])
-        del model
+        found = measure_now(lm, s, split)
         SPEEDS.put(key, found)
     return found
+
+
+def speed_soon(lm, s, split) -> Speed | None:
+    """The cached speed, or None while a background thread measures it."""
+    return SPEEDS.background(speed_key(lm, s), lambda: measure_now(lm, s, split))
 
 
 def estimate(s, speed: Speed, n_test: int, evaluations: int | None = None, report_points: int = 300) -> Estimate:
@@ -126,4 +175,6 @@ def say(est: Estimate) -> str:
     """'about 2 min on this machine (measured: 45 examples/s)'."""
     sec = est.seconds
     when = f"{sec:.0f} s" if sec < 90 else f"{sec / 60:.0f} min" if sec < 5400 else f"{sec / 3600:.1f} h"
-    return f"about {when} on this machine (measured: {est.speed.train_per_s:.0f} examples/s)"
+    rate = est.speed.train_per_s
+    return f"about {when} on this machine (measured: {rate:.0f} examples/s)" if rate >= 10 else \
+        f"about {when} on this machine (measured: {rate:.1f} examples/s)"

@@ -195,7 +195,8 @@ def compare_rows(a: RunRecord, b: RunRecord) -> list[tuple[str, str, str]]:
             ("training / held-out examples", f"{a.n_train:,} / {a.n_test:,}", f"{b.n_train:,} / {b.n_test:,}"),
             ("steps", f"{a.steps:,} ({a.status})", f"{b.steps:,} ({b.status})"),
             ("time", f"{a.seconds:.0f} s", f"{b.seconds:.0f} s"),
-            ("examples per second", f"{a.seq_per_s:.1f}", f"{b.seq_per_s:.1f}"), ("started from", a.base, b.base)]
+            ("examples per second", *(f"{r.seq_per_s:.1f}" if r.seq_per_s else "–" for r in (a, b))),
+            ("started from", a.base, b.base)]
     for what, key, fmt in SETTING_ROWS:
         if key in a.settings or key in b.settings:
             rows.append((what, *(fmt(r.settings[key]) if key in r.settings else "–" for r in (a, b))))

@@ -26,6 +26,7 @@ from test_jobs import ManualClock
 def toy_tweets(monkeypatch, tmp_path):
     monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0, labels=(), safe=True: toy_data())
     monkeypatch.setenv(finetune_runs.RUNS_ENV, str(tmp_path / "kept"))
+    est.SPEEDS.wait(120)
     est.SPEEDS.clear()
     monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(jobs, "monotonic", ManualClock())  # the pages' jobs never time out, however slow the machine

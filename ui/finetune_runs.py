@@ -61,7 +61,7 @@ def kept_runs() -> list[runs.RunRecord]:
         st.info(evicted, icon=":material/auto_delete:")
     rs = s.runs()
     st.caption(f"The last {s.max_runs} runs stay on this server, with their models, after a reload or a restart "
-               f"({s.total_mb():,.0f} of {s.max_bytes / 1e6:,.0f} MB used); a new run past that deletes the "
+               f"({s.total_mb():,.1f} of {s.max_bytes / 1e6:,.0f} MB used); a new run past that deletes the "
                "oldest, and says so.")
     if not rs:
         st.info("No kept runs yet: every run you start is kept here.", icon=":material/inventory_2:")
@@ -70,10 +70,10 @@ def kept_runs() -> list[runs.RunRecord]:
         "run": [r.title for r in rs], "when": [_when(r.created) for r in rs],
         "classes": [", ".join(r.names) for r in rs],
         "what learns": [runs.SETTING_ROWS[0][2](r.settings.get("mode")) for r in rs],
-        "LR": [f"{r.settings.get('lr', 0):.0e}" for r in rs], "accuracy": [r.accuracy for r in rs],
-        "macro F1": [r.macro_f1 for r in rs], "steps": [r.steps for r in rs], "status": [r.status for r in rs]}),
+        "LR": [f"{r.settings.get('lr', 0):.0e}" for r in rs], "accuracy": [100 * r.accuracy for r in rs],
+        "macro F1": [100 * r.macro_f1 for r in rs], "steps": [r.steps for r in rs], "status": [r.status for r in rs]}),
         hide_index=True, key="ft_runs_table",
-        column_config={k: st.column_config.NumberColumn(format="percent") for k in ("accuracy", "macro F1")})
+        column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in ("accuracy", "macro F1")})
     ids = [r.id for r in rs]
     label = {r.id: r.label() for r in rs}.get
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
@@ -100,7 +100,7 @@ def compare(rs: list[runs.RunRecord]) -> None:
     b = by_id[c2.selectbox("Run B", ids, key="ft_cmp_b", format_func=lambda i: by_id[i].label())]
     names = (f"A: {a.title}", f"B: {b.title}")
     rows = runs.compare_rows(a, b)
-    st.dataframe(pd.DataFrame(rows, columns=["", *names]), hide_index=True, key="ft_cmp_table")
+    st.table(pd.DataFrame(rows, columns=["", *names]).set_index(""))
     c1, c2 = st.columns(2)
     c1.plotly_chart(ffigs.compare_curves([(n, r.curves.eval_steps, r.curves.accuracy) for n, r in zip(names, (a, b))],
                                          "Held-out accuracy of both runs"), key="ft_cmp_acc")

@@ -178,8 +178,8 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
     c1.select_slider("Time budget", _options(BUDGETS, s["ft_budget"]), key="ft_budget", disabled=locked,
                      format_func=_budget_label, help="With a budget the learning-rate schedule follows the clock "
                      "and everything, the last evaluation included, ends in time; the steps are then a cap.")
-    c1.select_slider("Most steps" if s["ft_budget"] else "Steps", _options(STEPS, s["ft_steps"]), key="ft_steps",
-                     disabled=locked)
+    c1.select_slider("Steps", _options(STEPS, s["ft_steps"]), key="ft_steps", disabled=locked,
+                     help="With a time budget, the most steps: the clock decides when to stop.")
     c1.select_slider("Batch size", BATCHES, key="ft_batch", disabled=locked)
     c2.select_slider("Peak learning rate", _options(LRS, s["ft_lr"]), key="ft_lr", disabled=locked,
                      format_func=lambda v: f"{v:.0e}")
@@ -206,20 +206,38 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
 
 
 # --- the estimate -----------------------------------------------------------------------------------------------
-def estimate_line(lm, sp: ft.Split) -> str:
-    """'About 2 min on this machine (measured: 41 examples/s) …' for the settings on the widgets; measured on a
-    throwaway copy the first time for each (model, device, batch, length, mode, pooling, precision)."""
-    s = settings_from_state()
-    speed = est.SPEEDS.get(est.speed_key(lm, s))
+def estimate_text(lm, sp: ft.Split, s: ft.FinetuneSettings) -> str:
+    """'About 2 min on this machine (measured: 41 examples/s) …' for settings ``s``: measured on a throwaway copy,
+    in the background, once for each (model, device, batch, length, mode, pooling, precision)."""
+    key = est.speed_key(lm, s)
+    busy = jobs.RUNNER.running() is not None
+    speed = est.SPEEDS.get(key) or (None if busy else est.speed_soon(lm, s, sp))
     if speed is None:
-        if jobs.RUNNER.running() is not None:
-            return "The time estimate comes when the training running on this server now has ended."
-        with st.spinner("Timing two training steps on a copy of the model…"):
-            speed = est.measure_speed(lm, s, sp)
+        why = (f"could not time this machine ({est.SPEEDS.error(key)})." if est.SPEEDS.error(key) else
+               "timed when the training running on this server now has ended." if busy else
+               "timing two training steps on a copy of the model…")
+        return (f"About {_budget_label(s.time_budget_s)}: the time budget; the speed is {why}" if s.time_budget_s
+                else f"The time estimate is {why}")
     e = est.estimate(s, speed, len(sp.test))
     what = est.say(e)
     what = what[0].upper() + what[1:]
     if e.budget:
-        return (f"{what}: the time budget. About {e.steps:,} steps of {s.batch_size} fit, "
-                f"{e.steps * s.batch_size:,} examples seen.")
+        return (f"{what}: the time budget. About {e.steps:,} step{'s' * (e.steps != 1)} of {s.batch_size} fit "
+                f"({e.steps * s.batch_size:,} examples seen), besides the evaluations.")
     return f"{what}: {s.steps:,} steps of {s.batch_size}, the evaluations and the final report."
+
+
+def estimate_view(lm, sp: ft.Split, column) -> None:
+    """The estimate line; while the speed is being measured it redraws every second, then the page once."""
+    s = settings_from_state()
+    key = est.speed_key(lm, s)
+    pending = est.SPEEDS.get(key) is None and est.SPEEDS.error(key) is None and jobs.RUNNER.running() is None
+
+    @st.fragment(run_every=1.0 if pending else None)
+    def _line() -> None:
+        st.markdown(f":material/timer: {estimate_text(lm, sp, s)}")
+        if pending and (est.SPEEDS.get(key) is not None or est.SPEEDS.error(key)):
+            st.rerun()  # measured: stop polling
+
+    with column:
+        _line()

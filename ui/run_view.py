@@ -135,8 +135,11 @@ def run_header(prefix: str) -> tuple[jobs.Job, jobs.JobView] | None:
         st.warning(message)
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     if v.status != jobs.FAILED:
-        done, left = progress(v, job.cfg.time_budget_s)
+        budget = job.cfg.time_budget_s
+        done, left = progress(v, budget)
         text = message if v.active or v.status == jobs.DONE else f"{v.step} steps"
+        if v.status == jobs.RUNNING and budget > 0 and v.history:  # the clock, not the step cap, sets the pace
+            text = f"Training: {duration(v.history[-1].elapsed_s)} of {duration(budget)}, step {v.step}"
         c1.progress(done, text=f"{text} {left}" if v.active and left else text)
     if v.active:
         c2.button("Cancel", key=f"{prefix}_cancel", on_click=job.cancel, icon=":material/stop_circle:",
