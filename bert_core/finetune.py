@@ -1,21 +1,19 @@
-"""Fine-tuning: a task head on BERT's [CLS] vector, trained on labelled text (tweet sentiment built in, or a CSV).
+"""Fine-tuning: a task head on BERT's sentence vector ([CLS] or mean), trained on labelled text (tweet sentiment built
+in, classroom-safe; a CSV; a Hugging Face dataset).
 
-    python -m bert_core.finetune --train 2000 --steps 200                 # bundled model, tweet sentiment
-    python -m bert_core.finetune --csv reviews.csv --text-column review --label-column stars --mode head
+    python -m bert_core.finetune --labels negative,positive --test 2000 --time-budget 600   # see finetune_cli
 
-The app's fine-tuning lab and this CLI share everything here: data checks, the stratified split, the model with a
+The app's fine-tuning lab and the CLI share everything here: data checks, the stratified split, the model with a
 fresh classifier, the job (``training.train`` with ``ClassificationObjective`` in a ``jobs.Job``) and the report.
 No Streamlit here.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import importlib.util
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -145,6 +143,21 @@ def labelled(df: pd.DataFrame, text_col: str, label_col: str, source: str) -> La
                         dropped=("Left out: " + ", ".join(notes) + ".") if notes else "")
 
 
+def keep_labels(data: LabelledData, labels: Sequence[str]) -> LabelledData:
+    """Only the rows of the classes in ``labels`` (all when empty), renumbered; raises DataError."""
+    if not labels:
+        return data
+    unknown = sorted(set(labels) - set(data.names))
+    if unknown:
+        raise DataError(f"Unknown label(s) {', '.join(unknown)}; the data has {', '.join(data.names)}.")
+    if len(set(labels)) < 2:
+        raise DataError("Keep at least two classes.")
+    names = tuple(n for n in data.names if n in labels)
+    new = {data.names.index(n): i for i, n in enumerate(names)}
+    rows = [(t, new[y]) for t, y in zip(data.texts, data.labels) if y in new]
+    return replace(data, texts=tuple(t for t, _ in rows), labels=tuple(y for _, y in rows), names=names)
+
+
 def sentiment_data(min_confidence: float = 0.0, labels: Sequence[str] = (), safe: bool = True) -> LabelledData:
     """The built-in tweets: only the classes in ``labels`` (all when empty); ``safe`` leaves out tweets with a word
     from better-profanity's list, and ``dropped`` says how many."""
@@ -153,20 +166,13 @@ def sentiment_data(min_confidence: float = 0.0, labels: Sequence[str] = (), safe
     df = load_sentiment()
     if min_confidence > 0:
         df = df[df["confidence"].fillna(1.0) >= min_confidence]
-    if labels:
-        unknown = sorted(set(labels) - set(df["label"]))
-        if unknown:
-            raise DataError(f"Unknown label(s) {', '.join(unknown)}; the tweets have "
-                            f"{', '.join(sorted(df['label'].unique()))}.")
-        if len(set(labels)) < 2:
-            raise DataError("Keep at least two classes.")
-        df = df[df["label"].isin(labels)]
     note = ""
     if safe:
         bad = df["text"].map(is_profane)
-        note = f"{int(bad.sum()):,} tweets with swear words left out (better-profanity's word list)." if bad.any() else ""
+        n_bad = int((bad & (df["label"].isin(labels) if labels else True)).sum())
+        note = f"{n_bad:,} tweets with swear words left out (better-profanity's word list)." if n_bad else ""
         df = df[~bad]
-    d = labelled(df, "text", "label", SENTIMENT_NAME)
+    d = keep_labels(labelled(df, "text", "label", SENTIMENT_NAME), labels)
     return replace(d, dropped=" ".join(x for x in (note, d.dropped) if x))
 
 
@@ -202,24 +208,30 @@ def split(data: LabelledData, n_train: int, n_test: int, seed: int = 0) -> Split
 # --- model --------------------------------------------------------------------------------------------------------
 
 FULL, HEAD = "full", "head"
+CLS, MEAN = "cls", "mean"  # the sentence vector the classifier reads: BERT's pooled [CLS] | mean of the tokens
+POOLINGS = (CLS, MEAN)
 
 
-def classifier_model(base: Bert, names: Sequence[str], mode: str = FULL, seed: int = 0) -> Bert:
+def classifier_model(base: Bert, names: Sequence[str], mode: str = FULL, seed: int = 0, pooling: str = CLS) -> Bert:
     """A private copy of ``base``'s encoder (and pooler) with a fresh classifier of ``len(names)`` classes.
 
     mode "head" freezes the encoder: only the pooler and the classifier learn (BERT as a feature extractor).
+    pooling "mean": the classifier reads the mean of the last layer's token vectors (the pooler is not used).
     """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     cfg = base.config
     cfg = replace(cfg, num_labels=len(names),
                   extra={**cfg.extra, "id2label": {str(i): n for i, n in enumerate(names)},
-                         "label2id": {n: i for i, n in enumerate(names)}})
+                         "label2id": {n: i for i, n in enumerate(names)}, "pooling": pooling})
     torch.manual_seed(seed)
     encoder = {k: v for k, v in base.state_dict().items() if k.startswith("bert.")}
     model = bert_with_weights(cfg, encoder, fresh=("classifier.", "bert.pooler."), mlm_head=False, nsp_head=False,
                               classifier=True, pooler=True)
     model = model.float().to(next(base.parameters()).device).train()
     for name, p in model.named_parameters():
-        p.requires_grad_(mode == FULL or not name.startswith("bert.") or name.startswith("bert.pooler."))
+        pooler = name.startswith("bert.pooler.")
+        p.requires_grad_((mode == FULL or not name.startswith("bert.") or pooler) and not (pooler and pooling == MEAN))
     return model
 
 
@@ -237,14 +249,16 @@ def parameter_counts(base: Bert, n_classes: int) -> dict[str, int]:
 # --- what the lab shows -----------------------------------------------------------------------------------------
 
 def cls_vectors(model: Bert, objective: ClassificationObjective, texts: Sequence[str]) -> np.ndarray:
-    """The last layer's [CLS] vector of each text (what the task head reads, before the pooler): (N, D)."""
+    """The last layer's [CLS] vector of each text (what the task head reads, before the pooler), or with mean pooling
+    the mean of its tokens: (N, D)."""
     with evaluating(model), torch.no_grad():
         device = next(model.parameters()).device
         out = []
         for i in range(0, len(texts), 64):
             b = objective._collate([(t, 0) for t in texts[i:i + 64]])
-            h = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
-                             b["attention_mask"].to(device)).last_hidden_state[:, 0]
+            out = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
+                               b["attention_mask"].to(device))
+            h = out.pooled if model.bert.pooler is not None and model.bert.pooler.mean else out.last_hidden_state[:, 0]
             out.append(h.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
 
@@ -317,8 +331,7 @@ def report(data: Split, probs: np.ndarray, cls_before: np.ndarray | None = None,
 # --- the lab's job ----------------------------------------------------------------------------------------------
 
 DEFAULT_LR = {FULL: 8e-5, HEAD: 1e-3}  # a fresh head on a frozen encoder can take much bigger steps
-CLS, MEAN = "cls", "mean"  # the sentence vector the classifier reads: BERT's pooled [CLS] | mean of the tokens
-POOLINGS = (CLS, MEAN)
+RECIPE_MODEL = "bundled"  # the encoder the recipe starts from (BENCHMARKS.md: fine-tuning recipe)
 BINARY = ("negative", "positive")
 
 
@@ -341,6 +354,7 @@ class FinetuneSettings(RunSettings):
     time_budget_s: float = 0.0  # 0: run ``steps``; >0: everything, the final evaluation included, ends within it
     pooling: str = CLS  # cls: BERT's pooled [CLS] vector | mean: the mean of the last layer's tokens (as MiniLM)
     eval_sample: int = 200  # held-out examples scored at each evaluation during training (all of them at the end)
+    mixed_precision: str = "auto"  # bf16 autocast on CUDA and on CPUs with bf16 instructions (1.7x faster here)
 
     def epochs(self, n_train: int) -> float:
         return self.steps * self.batch_size / max(1, n_train)
@@ -368,8 +382,8 @@ def prepare(lm, s: FinetuneSettings, data: Split) -> tuple[Bert, ClassificationO
     from .loading import load_tokenizer
 
     tok = load_tokenizer(lm.folder)  # its own tokenizer: fast tokenizers are not safe to share across threads
-    model = classifier_model(lm.model, data.names, s.mode, s.seed)
-    return model, ClassificationObjective(tok, list(data.train), list(data.test), max_len=s.max_len), tok
+    model = classifier_model(lm.model, data.names, s.mode, s.seed, s.pooling)
+    return model, ClassificationObjective(tok, list(data.train), list(data.test), s.max_len, s.eval_sample), tok
 
 
 class Measure(jobs.Watcher):
@@ -398,58 +412,9 @@ def finetune_job(lm, s: FinetuneSettings, data: Split, owner: str = "",
                     owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra, clock=clock)
 
 
-# --- CLI ----------------------------------------------------------------------------------------------------------
+if __name__ == "__main__":  # python -m bert_core.finetune: the CLI lives in finetune_cli
+    import sys
 
-def main(argv: Sequence[str] | None = None) -> None:
-    d = asdict(FinetuneSettings())
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="bundled")
-    ap.add_argument("--csv", type=Path, help="a CSV with a text and a label column (default: tweet sentiment)")
-    ap.add_argument("--text-column")
-    ap.add_argument("--label-column")
-    ap.add_argument("--mode", choices=[FULL, HEAD], default=d["mode"])
-    ap.add_argument("--train", type=int, default=d["n_train"], help="training examples")
-    ap.add_argument("--test", type=int, default=d["n_test"], help="held-out examples")
-    ap.add_argument("--steps", type=int, default=d["steps"])
-    ap.add_argument("--batch-size", type=int, default=d["batch_size"])
-    ap.add_argument("--lr", type=float, help="peak learning rate (default: " +
-                    ", ".join(f"{v:g} with --mode {k}" for k, v in DEFAULT_LR.items()) + ")")
-    ap.add_argument("--max-len", type=int, default=d["max_len"])
-    ap.add_argument("--seed", type=int, default=d["seed"])
-    ap.add_argument("--out", type=Path, help="save the fine-tuned model here (a Hugging Face folder)")
-    args = ap.parse_args(argv)
+    from .finetune_cli import main
 
-    from .loading import load_model
-
-    if args.csv:
-        df = read_csv(args.csv)
-        text_col, label_col = guess_columns(df)
-        data = labelled(df, args.text_column or text_col, args.label_column or label_col, str(args.csv))
-    else:
-        data = sentiment_data()
-    sp = split(data, args.train, args.test, args.seed)
-    lm = load_model(args.model)
-    s = FinetuneSettings(mode=args.mode, steps=args.steps, batch_size=args.batch_size,
-                         lr=DEFAULT_LR[args.mode] if args.lr is None else args.lr, max_len=args.max_len,
-                         n_train=args.train, n_test=args.test, seed=args.seed)
-    model, objective, tok = prepare(lm, s, sp)
-    print(f"{len(sp.train)} train / {len(sp.test)} test rows, classes {list(sp.names)}; "
-          f"{trainable_parameters(model):,} trainable parameters; {s.epochs(len(sp.train)):.2f} epochs", flush=True)
-    print("before:", training.evaluate(model, objective), flush=True)
-
-    def on_step(ev):
-        if ev.metrics:
-            print(f"step {ev.step}/{ev.max_steps} loss {ev.loss:.3f} "
-                  + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items()), flush=True)
-
-    training.train(model, objective, s.train_config("auto"), callback=on_step)
-    r = report(sp, objective.predict(model, [t for t, _ in sp.test]))
-    print(json.dumps(r.summary()))
-    print("confusion (rows = truth, columns = prediction):\n", r.confusion)
-    if args.out:
-        training.save_checkpoint(model.cpu(), tok, args.out)
-        print("saved", args.out)
-
-
-if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -247,6 +247,7 @@ class Job:
 
     def _train(self) -> None:
         self._set(PREPARING, "Preparing: copying the model and tokenising the corpus…")
+        began = self.clock()  # a time budget (cfg.time_budget_s) counts from here: preparing included
         model, objective, tok = self.build()
         self.build = None  # the closure may hold large inputs; the job keeps only its progress
         w = self.watcher
@@ -281,7 +282,8 @@ class Job:
             self._should_stop(t0)  # sets the cancel event; train() stops before its next step
             timing["last"] = time.perf_counter()
 
-        result = training.train(model, objective, self.cfg, callback=on_step, cancel=self._cancel)
+        result = training.train(model, objective, self.cfg, callback=on_step, cancel=self._cancel, clock=self.clock,
+                                started=began)
         if result.cancelled and w is not None and w.every and result.steps and \
                 (not self._snapshots or self._snapshots[-1].step != result.steps):
             self._snapshot(model, result.steps)

@@ -68,11 +68,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
     q, k, v: (B, H, T, d_k); mask: additive, broadcastable to (B, H, T, T) (0 = attend, very negative = ignore).
     Returns the weighted values (B, H, T, d_k) and the attention probabilities (B, H, T, T)."""
     scores = torch.matmul(q, k.transpose(-2, -1)) * q.size(-1) ** -0.5  # (B, H, T, T)
-    if mask is not None:
-        scores = scores + mask
-    probs = scores.softmax(dim=-1)
-    if dropout_p > 0.0:
-        probs = F.dropout(probs, p=dropout_p)
+    probs = (scores if mask is None else scores + mask).softmax(dim=-1)
+    probs = F.dropout(probs, p=dropout_p) if dropout_p > 0.0 else probs
     return torch.matmul(probs, v), probs
 
 
@@ -114,8 +111,7 @@ class BertSelfAttention(nn.Module):
             ctx, probs = scaled_dot_product_attention(q, k, v, mask, p)
         else:  # PyTorch's fused kernel: the same maths (and transformers' "sdpa" path), no (T, T) maps kept
             ctx, probs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
-        if head_mask is not None:  # a head knocked out contributes zeros
-            ctx = ctx * head_mask[:, :, None, None]
+        ctx = ctx if head_mask is None else ctx * head_mask[:, :, None, None]  # a head knocked out gives zeros
         return ctx.transpose(1, 2).reshape(B, T, D), probs, (q, k, v)
 
 
@@ -191,12 +187,17 @@ class BertEncoder(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """tanh(W · h_[CLS] + b): the sentence vector the NSP and classification heads read."""
+    """tanh(W · h_[CLS] + b): the sentence vector the NSP and classification heads read; with config.json's
+    "pooling": "mean", the mean of the real tokens' vectors instead (as sentence encoders such as MiniLM learn)."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.mean = cfg.extra.get("pooling") == "mean"
 
-    def forward(self, h: Tensor) -> Tensor:
+    def forward(self, h: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        if self.mean:  # padding left out
+            m = torch.ones_like(h[..., 0]) if attention_mask is None else attention_mask.to(h.dtype)  # (B, T)
+            return (h * m[..., None]).sum(1) / m.sum(1, keepdim=True)  # (B, D)
         return torch.tanh(self.dense(h[:, 0]))  # (B, D)
 
 
@@ -233,7 +234,7 @@ class BertModel(nn.Module):
             head_mask = (head_mask if head_mask.dim() == 3 else head_mask.unsqueeze(0)).to(h.dtype)  # (B or 1, L, H)
         hidden, attentions, qkv = self.encoder(h, mask, head_mask, output_attentions, output_qkv)
         return EncoderResult(last_hidden_state=hidden[-1],
-                             pooled=None if self.pooler is None else self.pooler(hidden[-1]),
+                             pooled=None if self.pooler is None else self.pooler(hidden[-1], attention_mask),
                              hidden_states=hidden if output_hidden_states else None,
                              attentions=attentions if output_attentions else None,
                              qkv=qkv if output_qkv else None)
@@ -325,8 +326,7 @@ class Bert(nn.Module):
                           output_attentions, output_hidden_states, output_qkv)
         if heads:
             out.mlm_logits, out.nsp_logits = self.cls(out.last_hidden_state, out.pooled)
-            if self.classifier is not None:
-                out.cls_logits = self.classifier(self.dropout(out.pooled))  # (B, num_labels)
+            out.cls_logits = None if self.classifier is None else self.classifier(self.dropout(out.pooled))  # (B, C)
         return out
 
     def num_parameters(self, trainable_only: bool = False) -> int:

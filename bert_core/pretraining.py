@@ -4,7 +4,10 @@
     job.view().snapshots      # (Snapshot, ...): the probe sentences' guesses and the attention maps every few steps
 
 Mirrors ``finetune``: settings dataclass -> job on a private copy of the model, run by ``jobs.RUNNER``; what the
-lab watches while it trains is a typed ``Snapshot``. No Streamlit here.
+lab watches while it trains is a typed ``Snapshot``. No Streamlit here. From the terminal, one process or DDP:
+
+    python -m bert_core.pretraining --steps 200 --out runs/mlm            # continue MLM on the bundled model
+    torchrun --nproc_per_node=2 -m bert_core.pretraining --mode scratch --steps 500
 """
 
 from __future__ import annotations
@@ -156,3 +159,62 @@ def lab_job(lm, s: LabSettings, owner: str = "", corpus: LabCorpus | None = None
     extra = {"bert_lab_run": {"settings": asdict(s), "base": lm.name}}
     return Job(what, cfg, build, watcher=probes, owner=owner, heartbeat_timeout=heartbeat_timeout,
                extra_config=extra, clock=clock)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The pretraining CLI: the lab's settings as defaults; under torchrun each rank trains on its share of the
+    batches (DDP, ``accel``), rank 0 alone evaluates, prints and saves. The last stdout line is JSON."""
+    import argparse
+    import json
+    import sys
+    from dataclasses import replace
+
+    from . import accel
+    from .loading import ModelLoadError, load_model
+
+    d = LabSettings()
+    ap = argparse.ArgumentParser(prog="python -m bert_core.pretraining", description=main.__doc__)
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--mode", choices=[CONTINUE, SCRATCH], default=d.mode)
+    for name, default in (("steps", d.steps), ("batch-size", d.batch_size), ("seq-len", d.seq_len),
+                          ("texts", d.n_texts), ("seed", d.seed)):
+        ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds; the schedule follows the clock")
+    ap.add_argument("--nsp", action="store_true")
+    ap.add_argument("--whole-word", action="store_true")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", help="save the trained model here (a Hugging Face folder)")
+    a = ap.parse_args(argv)
+    s = replace(d, mode=a.mode, steps=a.steps, batch_size=a.batch_size, seq_len=a.seq_len, n_texts=a.texts,
+                seed=a.seed, lr=DEFAULT_LR[a.mode] if a.lr is None else a.lr, nsp=a.nsp, whole_word=a.whole_word)
+    device = accel.setup(a.device)
+    try:
+        lm = load_model(a.model, device=None if device == "auto" else device)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    job = lab_job(lm, s)  # its build() makes the private model and the objective, as the lab does
+    model, objective, tok = job.build()
+    cfg = replace(job.cfg, time_budget_s=a.time_budget, device=str(lm.device))
+    lead = accel.rank() == 0
+
+    def on_step(ev: training.StepEvent) -> None:
+        if ev.metrics or ev.note:
+            print(f"step {ev.step}/{ev.max_steps} loss {ev.loss:.3f} {ev.note}"
+                  + " ".join(f"{k} {v:.3f}" for k, v in (ev.metrics or {}).items()), file=sys.stderr, flush=True)
+
+    result = training.train(model, objective, cfg, callback=on_step)
+    accel.write_digest(model, [ev.loss for ev in result.history])
+    if lead:
+        if a.out:
+            training.save_checkpoint(model.cpu(), tok, a.out, job.extra_config)
+        print(json.dumps({"steps": result.steps, **result.final_metrics, "processes": accel.world()}), flush=True)
+    accel.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

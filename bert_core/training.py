@@ -8,6 +8,7 @@ fine-tuning lab all use this one loop; the classification objective is in ``clas
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .budget import Budget
 from .model import Bert
 
 IGNORE = -100  # label of positions that carry no loss
@@ -38,7 +40,7 @@ class TrainConfig:
     warmup_ratio: float = 0.06  # share of steps with linear warm-up
     schedule: str = "linear"  # decay after warm-up: linear | cosine | constant
     grad_clip: float = 1.0  # max global grad norm (0 = off)
-    mixed_precision: str = "no"  # no | bf16 | fp16 (autocast; fp16 uses a GradScaler on CUDA)
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (autocast; fp16 uses a GradScaler on CUDA; ``accel``)
     seed: int = 0  # seeds python, numpy, torch and the data order
     eval_every: int = 0  # evaluate every N steps (0 = only at the end)
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -58,6 +60,8 @@ class StepEvent:
     metrics: dict[str, float] | None = None  # held-out metrics when evaluated at this step
     done: bool = False
     cancelled: bool = False
+    note: str = ""  # something the user should know, e.g. the batch was split after a GPU ran out of memory
+    gpu_memory_mb: float | None = None  # peak GPU memory so far (None off CUDA)
 
 
 @dataclass
@@ -116,38 +120,66 @@ def make_optimizer(model: Bert, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callable[[StepEvent], None] | None = None,
-          cancel: threading.Event | None = None) -> TrainResult:
-    """Train ``model`` in place on ``objective``; only parameters with requires_grad are updated."""
+          cancel: threading.Event | None = None, clock: Callable[[], float] | None = None,
+          started: float | None = None) -> TrainResult:
+    """Train ``model`` in place on ``objective``; only parameters with requires_grad are updated.
+
+    With ``cfg.time_budget_s`` the run ends when the next step and the final evaluation would no longer fit in the
+    budget, counted on ``clock`` (default: ``time.perf_counter``) from ``started`` (default: now). A CUDA
+    out-of-memory error frees the cache and runs each batch in twice as many pieces from then on (said in the
+    step's ``note``). Under ``torchrun`` the ranks train one DDP model, each on its own share of the batches;
+    rank 0 alone evaluates and calls ``callback``.
+    """
+    from . import accel
     from .loading import pick_device
 
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model.to(device).train()
     opt = make_optimizer(model, cfg)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.mixed_precision)
+    net = accel.wrap(model, objective)
+    amp_dtype = accel.autocast_dtype(cfg.mixed_precision, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 and device.type == "cuda" else None
-    batches = objective.batches(cfg.batch_size, random.Random(cfg.seed))
+    rank, world = accel.rank(), accel.world()
+    batches = itertools.islice(objective.batches(cfg.batch_size, random.Random(cfg.seed)), rank, None, world)
     result = TrainResult(steps=0, cancelled=False)
-    t0 = time.perf_counter()
+    clock = clock or time.perf_counter
+    t0, c0 = time.perf_counter(), clock()
+    budget = Budget(cfg, clock, c0 if started is None else started, len(getattr(objective, "eval_set", ()) or ()))
+    last_eval, pieces, note = c0, 1, ""
     params = [p for p in model.parameters() if p.requires_grad]
+
+    def timed_evaluate() -> dict[str, float]:
+        e0 = clock()
+        m = evaluate(model, objective)
+        budget.timed_eval(clock() - e0, budget.eval_items)
+        return m
+
     for step in range(cfg.max_steps):
-        if cancel is not None and cancel.is_set():
+        stop, done = accel.agree(float(cancel is not None and cancel.is_set()), budget.done() if budget.on else -1)
+        if stop:
             result.cancelled = True
             break
-        done = None
-        if cfg.time_budget_s > 0:
-            done = max(step / cfg.max_steps, (time.perf_counter() - t0) / cfg.time_budget_s)
-        lr = lr_at(step, cfg, done)
+        lr = lr_at(step, cfg, max(step / cfg.max_steps, done) if budget.on else None)
         for g in opt.param_groups:
             g["lr"] = lr
-        total, n_samples = 0.0, 0
+        s0, total = clock(), 0.0
         for _ in range(cfg.grad_accum):
             batch = {k: v.to(device) for k, v in next(batches).items()}
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = objective.loss(model, batch) / cfg.grad_accum
-            (scaler.scale(loss) if scaler else loss).backward()
-            total += float(loss.detach())
-            n_samples += int(batch["input_ids"].size(0))
+            while True:
+                try:
+                    total += accel.backward_in_pieces(net, batch, pieces, 1 / cfg.grad_accum, torch.autocast(
+                        device.type, dtype=amp_dtype, enabled=amp_dtype is not None), scaler)
+                    break
+                except RuntimeError as e:  # CUDA out of memory: free it, halve the pieces, retry this batch
+                    n = int(batch["input_ids"].size(0))
+                    if not accel.is_oom(e) or pieces >= n:
+                        raise
+                    opt.zero_grad(set_to_none=True)
+                    accel.free_memory()
+                    pieces, total = pieces * 2, 0.0
+                    note = (f"The GPU ran out of memory: each batch of {n} now runs in {pieces} pieces of "
+                            f"{-(-n // pieces)} (the same gradients, a little slower).")
         if scaler:
             scaler.unscale_(opt)
         if cfg.grad_clip > 0:
@@ -158,25 +190,29 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
+        budget.timed_step(clock() - s0)
         elapsed = time.perf_counter() - t0
         result.steps = step + 1
-        last = step + 1 == cfg.max_steps or (cfg.time_budget_s > 0 and elapsed >= cfg.time_budget_s)
+        (last,) = accel.agree(float(step + 1 == cfg.max_steps or budget.on and not budget.room_for_step()))
+        due = cfg.eval_every and (step + 1) % cfg.eval_every == 0 or \
+            budget.on and cfg.eval_every_s and clock() - last_eval >= cfg.eval_every_s
         metrics = None
-        if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            metrics = evaluate(model, objective)
+        if rank == 0 and (last or due):
+            metrics, last_eval = timed_evaluate(), clock()
         ev = StepEvent(step=step + 1, max_steps=cfg.max_steps, loss=total, lr=lr,
-                       samples_per_s=result.steps * cfg.batch_size * cfg.grad_accum / max(elapsed, 1e-9),
-                       elapsed_s=elapsed, metrics=metrics, done=last)
+                       samples_per_s=result.steps * cfg.batch_size * cfg.grad_accum * world / max(elapsed, 1e-9),
+                       elapsed_s=elapsed, metrics=metrics, done=bool(last), note=note,
+                       gpu_memory_mb=accel.peak_memory_mb(device))
         result.history.append(ev)
         if metrics:
             result.final_metrics = metrics
-        if callback:
+        if callback and rank == 0:
             callback(ev)
         if last:
             break
-    if result.cancelled and callback:
+    if result.cancelled and callback and rank == 0:
         callback(StepEvent(step=result.steps, max_steps=cfg.max_steps, loss=float("nan"), lr=0.0, samples_per_s=0.0,
-                           elapsed_s=time.perf_counter() - t0, done=True, cancelled=True))
+                           elapsed_s=time.perf_counter() - t0, done=True, cancelled=True, note=note))
     model.eval()
     return result
 

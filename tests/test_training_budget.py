@@ -1,0 +1,127 @@
+"""training.train's time budget (on an injected clock, never the wall) and its recovery from a CUDA out-of-memory
+error (simulated on CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bert_core import finetune as ft
+from bert_core import load_model
+from bert_core.classify import ClassificationObjective
+from bert_core.training import TrainConfig, train
+
+from conftest import make_checkpoint
+
+GOOD = ["this movie was very good", "i love this film", "a happy good day", "she was happy and good"]
+BAD = ["this movie was very bad", "i hate this film", "a sad bad day", "she was sad and bad"]
+ROWS = [(t, 1) for t in GOOD] * 6 + [(t, 0) for t in BAD] * 6
+
+
+@pytest.fixture(scope="module")
+def still_dir(tmp_path_factory):
+    """A tiny checkpoint without dropout, so a batch run in pieces gives exactly the whole batch's gradients."""
+    d = tmp_path_factory.mktemp("tiny_no_dropout")
+    make_checkpoint(d, "BertForPreTraining", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return d
+
+
+def classifier(folder, pooling=ft.CLS):
+    lm = load_model(str(folder), device="cpu")
+    model = ft.classifier_model(lm.model, ("negative", "positive"), pooling=pooling)
+    return model, ClassificationObjective(lm.tokenizer, ROWS, ROWS[::3], max_len=16)
+
+
+class StepClock:
+    """A fake clock: each training forward costs 0.5 s, each evaluated text 0.05 s; nothing else takes time."""
+
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_time_budget_ends_the_run_with_its_final_evaluation_inside_the_budget(still_dir):
+    model, obj = classifier(still_dir)
+    clock = StepClock()
+    loss, predict = obj.loss, obj.predict
+
+    def timed_loss(m, b):
+        clock.t += 0.5
+        return loss(m, b)
+
+    def timed_predict(m, texts):
+        clock.t += 0.05 * len(texts)
+        return predict(m, texts)
+
+    obj.loss, obj.predict = timed_loss, timed_predict
+    final_items = 40  # what the caller scores after training (e.g. the CLI's whole held-out set): 2 s here
+    cfg = TrainConfig(max_steps=1000, batch_size=8, lr=1e-3, time_budget_s=30.0, eval_every_s=10.0,
+                      final_eval_items=final_items, device="cpu")
+    events = []
+    result = train(model, obj, cfg, callback=events.append, clock=clock, started=clock())
+    timed_predict(model, [t for t, _ in ROWS[:final_items]])  # the caller's final evaluation
+    used = clock.t - 100.0
+    assert 20 <= result.steps < 60 and result.steps < cfg.max_steps  # the clock, not the step cap, ended it
+    assert used <= cfg.time_budget_s  # training, in-run evaluations and the final evaluation all fit
+    assert used > 0.8 * cfg.time_budget_s  # and the budget was used, not wasted
+    assert events[-1].done and events[-1].metrics and "accuracy" in events[-1].metrics  # the last step evaluated
+    assert 2 <= sum(1 for e in events if e.metrics) <= 4  # every 10 s of the clock, and at the end
+    lrs = [e.lr for e in events]
+    assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < 0.1e-3  # the schedule followed the clock down
+
+
+def test_without_a_budget_the_clock_changes_nothing(still_dir):
+    model, obj = classifier(still_dir)
+    result = train(model, obj, TrainConfig(max_steps=5, batch_size=8, device="cpu"), clock=lambda: 0.0)
+    assert result.steps == 5
+
+
+def test_a_cuda_out_of_memory_error_halves_the_batch_and_gives_the_same_weights(still_dir):
+    ref, obj = classifier(still_dir)
+    cfg = TrainConfig(max_steps=4, batch_size=8, lr=1e-3, warmup_ratio=0.0, device="cpu")
+    train(ref, obj, cfg)
+
+    model, obj2 = classifier(still_dir)
+    loss, sizes = obj2.loss, []
+
+    def fragile_loss(m, b):  # a GPU that holds at most 4 sequences
+        sizes.append(int(b["input_ids"].size(0)))
+        if sizes[-1] > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return loss(m, b)
+
+    obj2.loss = fragile_loss
+    events = []
+    result = train(model, obj2, cfg, callback=events.append)
+    assert result.steps == 4 and sizes[:3] == [8, 4, 4] and set(sizes[1:]) == {4}
+    assert "ran out of memory" in events[0].note and "2 pieces of 4" in events[0].note
+    assert all(e.note == events[0].note for e in events)  # the user keeps being told
+    assert events[0].gpu_memory_mb is None  # on CPU there is no GPU memory to show
+    for (name, a), b in zip(ref.state_dict().items(), model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name  # the pieces' gradients add up to the whole batch's
+
+
+def test_other_errors_are_not_taken_for_out_of_memory(still_dir):
+    model, obj = classifier(still_dir)
+    obj.loss = lambda m, b: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train(model, obj, TrainConfig(max_steps=2, batch_size=8, device="cpu"))
+
+
+def test_mean_pooling_reads_the_mean_of_the_real_tokens(still_dir):
+    model, obj = classifier(still_dir, pooling=ft.MEAN)
+    batch = obj._collate([("i love this film", 1), ("a sad bad day and a bad movie", 0)])
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+        short = model.encode(batch["input_ids"][:1, :int(batch["attention_mask"][0].sum())])
+    h = out.last_hidden_state[0, :int(batch["attention_mask"][0].sum())]
+    assert torch.allclose(out.pooled[0], h.mean(0), atol=1e-5)  # padding left out of the mean
+    assert torch.allclose(out.pooled[0], short.last_hidden_state[0].mean(0), atol=1e-5)
+    assert torch.allclose(out.cls_logits, model.classifier(out.pooled), atol=1e-5)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "pooler" in n)  # unused: frozen
+    assert model.config.extra["pooling"] == ft.MEAN
+    assert np.isfinite(out.cls_logits.numpy()).all()
