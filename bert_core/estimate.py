@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import training
+from . import accel, training
 
 WARMUP_STEPS, TIMED_STEPS = 1, 2  # the first step pays for allocations; the next ones are timed
 
@@ -47,7 +47,7 @@ def measure_model(model, objective, batch_size: int, mixed_precision: str = "no"
     device = next(model.parameters()).device
     cfg = training.TrainConfig(max_steps=WARMUP_STEPS + TIMED_STEPS, batch_size=batch_size)
     opt = training.make_optimizer(model, cfg)
-    amp = {"bf16": torch.bfloat16}.get(mixed_precision)
+    amp = accel.autocast_dtype(mixed_precision, device)  # as training.train picks it (auto: bf16 where faster)
     batches = objective.batches(batch_size, random.Random(0))
     model.train()
     elapsed = 0.0

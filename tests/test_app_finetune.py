@@ -87,9 +87,10 @@ def test_the_page_opens_on_the_quick_demo_and_three_classes_are_one_click_away(t
     d = ft.QUICK_DEMO
     assert at.radio(key="ft_task").value == "quick" and d.labels == ("negative", "positive")
     shown = {k: at.session_state[f"ft_{k}"] for k in ("mode", "steps", "batch", "lr", "warmup", "schedule", "len",
-                                                       "train", "test", "bf16", "budget", "pool")}
+                                                       "train", "test", "precision", "budget", "pool")}
     assert shown == {"mode": d.mode, "steps": d.steps, "batch": d.batch_size, "lr": d.lr, "warmup": d.warmup_ratio,
-                     "schedule": d.schedule, "len": d.max_len, "train": d.n_train, "test": d.n_test, "bf16": False,
+                     "schedule": d.schedule, "len": d.max_len, "train": d.n_train, "test": d.n_test,
+                     "precision": d.mixed_precision,
                      "budget": d.time_budget_s, "pool": d.pooling}
     assert shown["budget"] == 120.0
     assert any("A time budget of 2 min" in m.value for m in at.markdown)

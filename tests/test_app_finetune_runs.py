@@ -10,16 +10,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import streamlit as st
 
-from apptest_support import chart, errors, open_page
+from apptest_support import chart, errors, open_page, wait_for
 from apptest_support import plotly_array as arr
 from bert_core import estimate as est
 from bert_core import finetune as ft
 from bert_core import jobs, load_model, runs
 from bert_core.attention_change import attention_change
 from test_finetune import toy_data
-from test_jobs import ManualClock
+from test_app_finetune import toy_tweets  # noqa: F401 (the shared autouse fixture)
 from test_runs import record
 from ui import finetune_change, finetune_runs
 
@@ -27,21 +26,11 @@ BUDGET_S = 6.0
 
 
 @pytest.fixture(autouse=True)
-def toy_tweets(monkeypatch, tmp_path):
+def quick_toy(toy_tweets, monkeypatch):
+    """The lab's toy tweets (``toy_tweets``), saying some were left out, and the quick demo on a short clock."""
     monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0, labels=(), safe=True: replace(
         toy_data(), dropped="3 tweets with swear words left out (better-profanity's word list)."))
     monkeypatch.setattr(ft, "QUICK_DEMO", replace(ft.QUICK_DEMO, time_budget_s=BUDGET_S))
-    monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(jobs, "monotonic", ManualClock())
-    monkeypatch.setenv(finetune_runs.RUNS_ENV, str(tmp_path / "kept"))
-    est.SPEEDS.wait(120)
-    est.SPEEDS.clear()
-    st.cache_data.clear()
-    yield
-    for j in jobs.RUNNER.active():
-        j.cancel()
-        assert j.join(30)
-    st.cache_data.clear()
 
 
 def open_lab(folder):
@@ -91,9 +80,16 @@ def test_the_quick_demo_shows_the_estimate_then_the_live_run_then_the_report(tin
     assert not at.exception, errors(at)
     job = at.session_state["ft_job"]
     assert job.cfg.time_budget_s == BUDGET_S
+    clock = jobs.monotonic  # the job's clock stands still unless the test moves it: it trains on meanwhile
+    wait_for(lambda: job.view().step >= 2, 120)
+    clock.advance(BUDGET_S / 4)  # past the first of the evaluations spread over the budget
+    wait_for(lambda: any("accuracy" in m for _, m in job.view().evals), 120)
+    at.run()
     bars = at.get("progress")  # the live view: the progress bar with Cancel beside it, above the settings
-    assert len(bars) == 1 and at.button(key="ft_cancel").label == "Cancel"
+    assert len(bars) == 1 and "left" in bars[0].proto.text and at.button(key="ft_cancel").label == "Cancel"
     assert any(e.label == "Data and settings for the next run" for e in at.expander)
+    assert any(m.label == "Accuracy" and m.value != "–" for m in at.metric)
+    clock.advance(BUDGET_S)  # the budget is spent: the last step, the final evaluation, the report
     assert job.join(300)
     at.run()
     assert not at.exception, errors(at)

@@ -15,6 +15,7 @@ from bert_core import InputError, jobs
 from bert_core import finetune as ft
 from ui import figures_finetune as ffigs, figures_training as figs, run_view as rv
 from ui.state import cached_model
+from ui.text import md_escape
 from ui.why_panel import why_panel
 
 CARDS = [rv.Card(name, key, "{:.1%}".format, "On the held-out examples; change since step 0.")
@@ -22,11 +23,11 @@ CARDS = [rv.Card(name, key, "{:.1%}".format, "On the held-out examples; change s
 
 
 def gpu_memory(v: jobs.JobView) -> list[tuple[str, str, str]]:
-    """The 'GPU memory' card when the run's step events carry it (None on CPU)."""
-    mem = getattr(v.history[-1], "gpu_memory_gb", None) if v.history else None
-    if mem is None:
+    """The 'GPU memory' card when the run's step events carry it (None off CUDA)."""
+    mb = v.history[-1].gpu_memory_mb if v.history else None
+    if mb is None:
         return []
-    return [("GPU memory", f"{mem:.1f} GB", "Peak memory the training has allocated on the GPU.")]
+    return [("GPU memory", f"{mb / 1024:.1f} GB", "Peak memory this run has allocated on the GPU.")]
 
 
 def curves_view(v: jobs.JobView, ev: list, sp: ft.Split) -> None:
@@ -97,6 +98,9 @@ def render_run(job: jobs.Job, v: jobs.JobView) -> None:
     ev = [(s, m) for s, m in v.evals if "accuracy" in m]
     rv.metrics_row(v, ev, CARDS, ".3f", "Training loss, smoothed.", "Examples/s",
                    steps_capped=job.cfg.time_budget_s > 0, more=gpu_memory(v))
+    note = next((e.note for e in reversed(v.history) if e.note), "")
+    if note:  # e.g. the GPU ran out of memory and the batch now runs in pieces
+        st.warning(md_escape(note), icon=":material/memory:")
     curves_view(v, ev, st.session_state["ft_job_split"])
     if v.active:
         return

@@ -29,7 +29,9 @@ CONFIDENCE = {0.0: "all tweets", 0.6: "annotators ≥ 60% sure", 0.8: "≥ 80% s
 MODE_LABELS = {ft.FULL: "Fine-tune every weight (BERT's recipe)", ft.HEAD: "Train only the head (frozen BERT)"}
 POOL_LABELS = {ft.CLS: "[CLS] vector (BERT)", ft.MEAN: "mean of the tokens (how MiniLM was trained)"}
 FIELDS = {"mode": "mode", "steps": "steps", "batch": "batch_size", "warmup": "warmup_ratio", "schedule": "schedule",
-          "len": "max_len", "train": "n_train", "test": "n_test", "budget": "time_budget_s", "pool": "pooling"}
+          "len": "max_len", "train": "n_train", "test": "n_test", "budget": "time_budget_s", "pool": "pooling",
+          "precision": "mixed_precision"}
+PRECISIONS = {"auto": "auto: bf16 where it is faster", "bf16": "bf16", "no": "off (fp32)"}
 
 
 def preset(task: str) -> ft.FinetuneSettings:
@@ -44,7 +46,6 @@ def _apply(s: ft.FinetuneSettings) -> None:
     for key, name in FIELDS.items():
         st.session_state[f"ft_{key}"] = values[name]
     st.session_state["ft_lr"] = s.lr
-    st.session_state["ft_bf16"] = s.mixed_precision == "bf16"
 
 
 def task_changed() -> None:
@@ -190,7 +191,9 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
     c3.radio("After warm-up", ["linear", "cosine", "constant"], key="ft_schedule", horizontal=True, disabled=locked)
     c3.select_slider("Longest input (tokens)", [32, 64, 128, 256], key="ft_len", disabled=locked,
                      help="Longer texts are cut; tweets fit in 64.")
-    c3.toggle("Mixed precision (bf16)", key="ft_bf16", disabled=locked)
+    c3.selectbox("Mixed precision", list(PRECISIONS), key="ft_precision", disabled=locked, format_func=PRECISIONS.get,
+                 help="bf16 autocast: the matrix products in 16-bit brain floats, the weights in fp32. Faster on GPUs "
+                      "and on CPUs with bf16 instructions, slower elsewhere; auto picks.")
     settings = settings_from_state()
     right, _ = rv.schedule_preview(settings, "ft", "Learning rate of this run")
     if settings.time_budget_s:

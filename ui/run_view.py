@@ -46,8 +46,9 @@ def init_settings(prefix: str, defaults: jobs.RunSettings, fields: Mapping[str, 
 def read_settings(cls: type, prefix: str, fields: Mapping[str, str], **more) -> jobs.RunSettings:
     """The settings on the widgets now (the Start callbacks call this at click time)."""
     s = st.session_state
-    return cls(**{name: s[f"{prefix}_{key}"] for key, name in fields.items()}, lr=s[f"{prefix}_lr"],
-               mixed_precision="bf16" if s[f"{prefix}_bf16"] else "no", **more)
+    if "mixed_precision" not in fields.values():  # the bf16 toggle (a lab may have its own precision picker)
+        more = {"mixed_precision": "bf16" if s[f"{prefix}_bf16"] else "no", **more}
+    return cls(**{name: s[f"{prefix}_{key}"] for key, name in fields.items()}, lr=s[f"{prefix}_lr"], **more)
 
 
 def mode_changed(prefix: str, default_lr: Mapping[str, float]) -> None:
@@ -153,6 +154,8 @@ def progress(v: jobs.JobView, budget_s: float = 0.0) -> tuple[float, str]:
     if not v.history:
         return 0.0, ""
     elapsed = v.history[-1].elapsed_s
+    if v.status == jobs.DONE:
+        return 1.0, ""
     if budget_s > 0:
         done, left = min(1.0, elapsed / budget_s), max(0.0, budget_s - elapsed)
     else:
