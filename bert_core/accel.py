@@ -91,8 +91,7 @@ def agree(*values: float) -> list[float]:
     return t.cpu().tolist()
 
 
-def backward_in_pieces(net: nn.Module, batch: dict[str, Tensor], pieces: int, scale: float, autocast,
-                       scaler=None) -> float:
+def backward_in_pieces(net: nn.Module, batch: dict[str, Tensor], pieces: int, autocast, scaler=None) -> float:
     """Forward and backward of ``batch`` in ``pieces`` equal parts (gradients add up to the whole batch's, each
     part's loss weighted by its share); returns the loss. DDP syncs gradients on the last part only."""
     n = next(iter(batch.values())).size(0)
@@ -100,7 +99,7 @@ def backward_in_pieces(net: nn.Module, batch: dict[str, Tensor], pieces: int, sc
     total = 0.0
     for i, start in enumerate(range(0, n, size)):
         part = {k: v[start:start + size] for k, v in batch.items()}
-        share = part["input_ids"].size(0) / n * scale
+        share = part["input_ids"].size(0) / n
         last = start + size >= n
         sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
         with sync:

@@ -192,8 +192,13 @@ def is_profane(text: str) -> bool:
 
 
 def tidy_tweet(text: str) -> str:
-    """A tweet as a person should read it: HTML entities unescaped (``&amp;`` -> ``&``), whitespace collapsed."""
-    return " ".join(html.unescape(text).split())
+    """A tweet as a person should read it: HTML entities unescaped (``&amp;`` -> ``&``; some are escaped twice,
+    ``&amp;gt;``), whitespace collapsed."""
+    for _ in range(3):
+        text, before = html.unescape(text), text
+        if text == before:
+            break
+    return " ".join(text.split())
 
 
 def tweet_texts() -> list[str]:

@@ -256,9 +256,9 @@ def cls_vectors(model: Bert, objective: ClassificationObjective, texts: Sequence
         out = []
         for i in range(0, len(texts), 64):
             b = objective._collate([(t, 0) for t in texts[i:i + 64]])
-            out = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
+            enc = model.encode(b["input_ids"].to(device), b["token_type_ids"].to(device),
                                b["attention_mask"].to(device))
-            h = out.pooled if model.bert.pooler is not None and model.bert.pooler.mean else out.last_hidden_state[:, 0]
+            h = enc.pooled if model.bert.pooler is not None and model.bert.pooler.mean else enc.last_hidden_state[:, 0]
             out.append(h.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
 
@@ -363,7 +363,8 @@ class FinetuneSettings(RunSettings):
         cfg = super().train_config(device)
         if self.time_budget_s > 0:  # evaluate on the clock, not every few of the (capped) steps
             return replace(cfg, time_budget_s=self.time_budget_s, eval_every=0,
-                           eval_every_s=self.time_budget_s / self.evaluations, final_eval_items=self.n_test)
+                           eval_every_s=self.time_budget_s / self.evaluations,
+                           final_eval_items=self.n_test)  # finetune_job and the CLI set it from the data
         return cfg
 
 
@@ -408,7 +409,9 @@ def finetune_job(lm, s: FinetuneSettings, data: Split, owner: str = "",
     what = f"{lm.name}: {'fine-tuning every weight' if s.mode == FULL else 'training the head only'}"
     extra = {"bert_lab_run": {"task": "sequence classification", "data": data.source, "base": lm.name,
                               "settings": asdict(s)}}
-    return jobs.Job(what, s.train_config(str(lm.device)), lambda: prepare(lm, s, data), watcher=Measure(data),
+    cfg = replace(s.train_config(str(lm.device)),  # the report scores every held-out text, and PCA's points again
+                  final_eval_items=len(data.test) + min(len(data.test), PROJECTION_POINTS))
+    return jobs.Job(what, cfg, lambda: prepare(lm, s, data), watcher=Measure(data),
                     owner=owner, heartbeat_timeout=heartbeat_timeout, extra_config=extra, clock=clock)
 
 

@@ -63,6 +63,10 @@ class StepEvent:
     note: str = ""  # something the user should know, e.g. the batch was split after a GPU ran out of memory
     gpu_memory_mb: float | None = None  # peak GPU memory so far (None off CUDA)
 
+    @property
+    def gpu_memory_gb(self) -> float | None:
+        return None if self.gpu_memory_mb is None else self.gpu_memory_mb / 1024
+
 
 @dataclass
 class TrainResult:
@@ -141,12 +145,14 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
     amp_dtype = accel.autocast_dtype(cfg.mixed_precision, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 and device.type == "cuda" else None
     rank, world = accel.rank(), accel.world()
-    batches = itertools.islice(objective.batches(cfg.batch_size, random.Random(cfg.seed)), rank, None, world)
+    # one batch per step, run as grad_accum micro-batches (more pieces after an out-of-memory error)
+    batches = itertools.islice(objective.batches(cfg.batch_size * cfg.grad_accum, random.Random(cfg.seed)), rank,
+                               None, world)
     result = TrainResult(steps=0, cancelled=False)
     clock = clock or time.perf_counter
     t0, c0 = time.perf_counter(), clock()
     budget = Budget(cfg, clock, c0 if started is None else started, len(getattr(objective, "eval_set", ()) or ()))
-    last_eval, pieces, note = c0, 1, ""
+    last_eval, pieces, note = c0, cfg.grad_accum, ""
     params = [p for p in model.parameters() if p.requires_grad]
 
     def timed_evaluate() -> dict[str, float]:
@@ -163,23 +169,22 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
         lr = lr_at(step, cfg, max(step / cfg.max_steps, done) if budget.on else None)
         for g in opt.param_groups:
             g["lr"] = lr
-        s0, total = clock(), 0.0
-        for _ in range(cfg.grad_accum):
-            batch = {k: v.to(device) for k, v in next(batches).items()}
-            while True:
-                try:
-                    total += accel.backward_in_pieces(net, batch, pieces, 1 / cfg.grad_accum, torch.autocast(
-                        device.type, dtype=amp_dtype, enabled=amp_dtype is not None), scaler)
-                    break
-                except RuntimeError as e:  # CUDA out of memory: free it, halve the pieces, retry this batch
-                    n = int(batch["input_ids"].size(0))
-                    if not accel.is_oom(e) or pieces >= n:
-                        raise
-                    opt.zero_grad(set_to_none=True)
-                    accel.free_memory()
-                    pieces, total = pieces * 2, 0.0
-                    note = (f"The GPU ran out of memory: each batch of {n} now runs in {pieces} pieces of "
-                            f"{-(-n // pieces)} (the same gradients, a little slower).")
+        s0 = clock()
+        batch = {k: v.to(device) for k, v in next(batches).items()}  # batch_size × grad_accum examples
+        while True:
+            try:
+                total = accel.backward_in_pieces(net, batch, pieces, torch.autocast(
+                    device.type, dtype=amp_dtype, enabled=amp_dtype is not None), scaler)
+                break
+            except RuntimeError as e:  # CUDA out of memory: free it, halve the pieces, retry this batch
+                n = int(batch["input_ids"].size(0))
+                if not accel.is_oom(e) or pieces >= n:
+                    raise
+                opt.zero_grad(set_to_none=True)
+                accel.free_memory()
+                pieces *= 2
+                note = (f"The GPU ran out of memory: each batch of {n} now runs in {pieces} pieces of "
+                        f"{-(-n // pieces)} (the same gradients, a little slower).")
         if scaler:
             scaler.unscale_(opt)
         if cfg.grad_clip > 0:

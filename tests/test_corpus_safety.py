@@ -25,8 +25,9 @@ def safe() -> ft.LabelledData:
 
 
 def test_html_entities_come_out_as_the_characters(raw_rows, safe):
-    raw = next(r["text"] for r in raw_rows if "&amp;" in r["text"] and not corpus.is_profane(r["text"]))
-    tidy = " ".join(raw.replace("&amp;", "&").replace("\ufffd", "").split())
+    raw = next(r["text"] for r in raw_rows if "&amp;" in r["text"] and r["text"].count("&") == r["text"].count("&amp;")
+               and "\ufffd" not in r["text"] and not corpus.is_profane(r["text"]))
+    tidy = " ".join(raw.replace("&amp;", "&").split())
     assert tidy in set(safe.texts)
     assert sum(1 for r in raw_rows if re.search(r"&(amp|lt|gt|quot);", r["text"])) > 1000  # the CSV is full of them
     assert not any(re.search(r"&(amp|lt|gt|quot|#\d+);", t) for t in safe.texts)
@@ -56,7 +57,9 @@ def test_clean_words_pass_and_two_word_entries_are_caught():
     assert not corpus.is_profane("What a lovely day for a drive")
     assert corpus.is_profane("That was SHIT, honestly")
     words = corpus.profane_words()
-    two = next(w for w in sorted(words) if " " in w and not any(x in words for x in w.split()))
+    two = next(w for w in sorted(words) if len(w.split()) == 2 and w.replace(" ", "").isalpha()
+               and not any(x in words for x in w.split()))
     assert corpus.is_profane(f"well {two} indeed")
     assert not any(corpus.is_profane(f"well {x} indeed") for x in two.split())
     assert corpus.tidy_tweet("  Tom &amp; Jerry &lt;3  ") == "Tom & Jerry <3"
+    assert corpus.tidy_tweet("R&amp;amp;D -&amp;gt; Google&#39;s") == "R&D -> Google's"  # escaped twice in the CSV

@@ -209,29 +209,17 @@ def test_classify_without_a_head_says_so(tiny_dir):
 
 
 def test_cli_fine_tunes_a_csv(tiny_dir, tmp_path, capsys):
+    from bert_core import finetune_cli
+
     csv = tmp_path / "toy.csv"
     d = toy_data()
     csv.write_text("sentence,sentiment\n" + "\n".join(f"{t},{d.names[y]}" for t, y in zip(d.texts, d.labels)))
-    ft.main(["--model", str(tiny_dir), "--csv", str(csv), "--train", "80", "--test", "16", "--steps", "30",
-             "--lr", "3e-3", "--max-len", "16", "--out", str(tmp_path / "out")])
-    out = capsys.readouterr().out
-    assert "80 train / 16 test rows, classes ['negative', 'positive']" in out
-    final = json.loads(next(line for line in out.splitlines() if line.startswith('{"accuracy"')))
-    assert set(final) == {"accuracy", "macro_f1", "majority_baseline"} and final["accuracy"] >= 0.9
+    assert finetune_cli.main(["--model", str(tiny_dir), "--csv", str(csv), "--train", "80", "--test", "16",
+                              "--steps", "30", "--lr", "3e-3", "--max-len", "16", "--precision", "no",
+                              "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "80 train / 16 held-out rows of " in err and "classes ['negative', 'positive']" in err
+    final = json.loads(out.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "majority_baseline", "seconds", "steps"} <= set(final)
+    assert final["accuracy"] >= 0.9 and final["steps"] == 30
     assert load_model(str(tmp_path / "out")).has_classifier
-
-
-def test_the_cli_takes_its_defaults_from_the_settings(monkeypatch):
-    seen = {}
-
-    def stop(sp_data, n_train, n_test, seed):
-        seen.update(n_train=n_train, n_test=n_test, seed=seed)
-        raise SystemExit
-
-    monkeypatch.setattr(ft, "sentiment_data", lambda: toy_data())
-    monkeypatch.setattr(ft, "split", stop)
-    with pytest.raises(SystemExit):
-        ft.main([])
-    d = ft.FinetuneSettings()
-    assert seen == {"n_train": d.n_train, "n_test": d.n_test, "seed": d.seed}
-    assert ft.FinetuneSettings(mode=ft.HEAD, steps=200).train_config().eval_every == 25  # 8 evaluations of 200 steps

@@ -14,8 +14,6 @@ import pytest
 from bert_core import finetune as ft
 from bert_core import finetune_cli
 
-from conftest import make_checkpoint
-
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ["this movie was very good", "i love this film", "a happy good day", "she was happy and good",
         "very good food", "i love the book", "the teacher was good", "a very happy boy"]
@@ -33,19 +31,12 @@ def toy_csv(tmp_path_factory) -> Path:
     return f
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("tiny_cls")
-    make_checkpoint(d, "BertForPreTraining", seed=3)
-    return d
-
-
 def last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_the_cli_prints_a_json_line_last_with_the_headline_figures(tiny, toy_csv, capsys):
-    rc = finetune_cli.main(["--model", str(tiny), "--csv", str(toy_csv), "--labels", "negative,positive",
+def test_the_cli_prints_a_json_line_last_with_the_headline_figures(tiny_dir, toy_csv, capsys):
+    rc = finetune_cli.main(["--model", str(tiny_dir), "--csv", str(toy_csv), "--labels", "negative,positive",
                             "--test", "8", "--steps", "3", "--batch-size", "8", "--lr", "1e-3", "--evaluations", "1"])
     out, err = capsys.readouterr()
     assert rc == 0
@@ -67,8 +58,8 @@ def test_labels_keep_only_those_classes():
         ft.sentiment_data(labels=("negative",))
 
 
-def test_the_cli_rejects_an_unknown_label_in_one_line(tiny, toy_csv, capsys):
-    assert finetune_cli.main(["--model", str(tiny), "--csv", str(toy_csv), "--labels", "happy,sad"]) == 2
+def test_the_cli_rejects_an_unknown_label_in_one_line(tiny_dir, toy_csv, capsys):
+    assert finetune_cli.main(["--model", str(tiny_dir), "--csv", str(toy_csv), "--labels", "happy,sad"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Unknown label(s) happy, sad") and "Traceback" not in err
 
@@ -106,21 +97,22 @@ def torchrun(module: str, args: list[str], tmp_path: Path) -> tuple[subprocess.C
     return p, [json.loads((digests / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-def test_torchrun_two_cpu_processes_train_one_model(tiny, toy_csv, tmp_path):
+def test_torchrun_two_cpu_processes_train_one_model(tiny_dir, toy_csv, tmp_path):
     p, (r0, r1) = torchrun("bert_core.finetune", [
-        "--model", str(tiny), "--csv", str(toy_csv), "--labels", "negative,positive", "--test", "8", "--steps", "12",
-        "--batch-size", "8", "--lr", "2e-3", "--warmup", "0", "--evaluations", "0", "--no-progress"], tmp_path)
+        "--model", str(tiny_dir), "--csv", str(toy_csv), "--labels", "negative,positive", "--test", "8",
+        "--steps", "30", "--batch-size", "8", "--lr", "3e-3", "--max-len", "16", "--precision", "no",
+        "--evaluations", "0", "--no-progress"], tmp_path)
     assert r0["world"] == r1["world"] == 2
     assert r0["sha256"] == r1["sha256"]  # DDP kept both ranks' weights identical
     assert r0["losses"] != r1["losses"]  # ... while each read its own share of the batches
     for r in (r0, r1):
-        assert sum(r["losses"][-3:]) < sum(r["losses"][:3])  # the loss falls
+        assert sum(r["losses"][-5:]) < 0.9 * sum(r["losses"][:5])  # the loss falls
     result = last_json(p.stdout)  # rank 0 alone reports
-    assert result["processes"] == 2 and result["steps"] == 12 and len(p.stdout.strip().splitlines()) == 1
+    assert result["processes"] == 2 and result["steps"] == 30 and len(p.stdout.strip().splitlines()) == 1
 
 
-def test_torchrun_pretraining_cli(tiny, tmp_path):
-    p, (r0, r1) = torchrun("bert_core.pretraining", ["--model", str(tiny), "--steps", "6", "--batch-size", "4",
+def test_torchrun_pretraining_cli(tiny_dir, tmp_path):
+    p, (r0, r1) = torchrun("bert_core.pretraining", ["--model", str(tiny_dir), "--steps", "6", "--batch-size", "4",
                                                     "--seq-len", "32", "--texts", "64"], tmp_path)
     assert r0["sha256"] == r1["sha256"] and r0["losses"] != r1["losses"]
     assert last_json(p.stdout)["processes"] == 2 and last_json(p.stdout)["steps"] == 6

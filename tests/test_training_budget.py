@@ -125,3 +125,35 @@ def test_mean_pooling_reads_the_mean_of_the_real_tokens(still_dir):
     assert not any(p.requires_grad for n, p in model.named_parameters() if "pooler" in n)  # unused: frozen
     assert model.config.extra["pooling"] == ft.MEAN
     assert np.isfinite(out.cls_logits.numpy()).all()
+
+
+def test_the_lab_job_keeps_to_its_time_budget_report_included(still_dir, monkeypatch, tmp_path):
+    from bert_core import jobs
+    from bert_core.classify import ClassificationObjective as Objective
+
+    monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
+    clock = StepClock()
+    loss, predict = Objective.loss, Objective.predict
+
+    def timed_loss(self, m, b):
+        clock.t += 0.5
+        return loss(self, m, b)
+
+    def timed_predict(self, m, texts):
+        clock.t += 0.01 * len(texts)
+        return predict(self, m, texts)
+
+    monkeypatch.setattr(Objective, "loss", timed_loss)
+    monkeypatch.setattr(Objective, "predict", timed_predict)
+    lm = load_model(str(still_dir), device="cpu")
+    data = ft.split(ft.LabelledData(tuple(t for t, _ in ROWS), tuple(y for _, y in ROWS), ("negative", "positive"),
+                                    "toy"), 32, 16)
+    s = ft.FinetuneSettings(steps=1000, batch_size=8, lr=1e-3, max_len=16, time_budget_s=40.0, mixed_precision="no")
+    start = clock()
+    job = jobs.RUNNER.submit(ft.finetune_job(lm, s, data, heartbeat_timeout=1e9, clock=clock))
+    assert job.join(300)
+    v = job.view()
+    assert v.status == jobs.DONE, v.message
+    assert 20 < v.step < 1000 and isinstance(v.report, ft.FinetuneReport)  # the clock ended it, then the report
+    assert clock.t - start <= s.time_budget_s  # preparing, training, evaluations and the report all fit
+    assert len(v.evals) >= 4  # evaluated on the clock (every 40 / 8 s), not every 1000 / 8 steps
