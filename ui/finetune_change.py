@@ -43,20 +43,21 @@ def change_view(rs: list[RunRecord]) -> None:
     except (InputError, ValueError) as e:
         return st.info(md_escape(str(e)))
     L, H = ch.change.shape
+    fmt = ".3f" if ch.change.max() >= 0.005 else ".1e"  # a barely changed model still shows its numbers
     top = ch.most_changed(3)
     sel = st.session_state.get("ft_change_head")
     if sel is None or sel[0] >= L or sel[1] >= H:
         sel = top[0][:2]
     st.markdown(lab_text("finetune_change", base=md_escape(r.base),
-                         top=", ".join(f"{head_label(lh, hh)} ({v:.3f})" for lh, hh, v in top)))
+                         top=", ".join(f"{head_label(lh, hh)} ({v:{fmt}})" for lh, hh, v in top)))
     left, right = st.columns([2, 3])
-    left.plotly_chart(afigs.stats_heatmap(ch.change, "change (bits)", sel, fmt=".3f", colorscale="Reds"),
+    left.plotly_chart(afigs.stats_heatmap(ch.change, "change (bits)", sel, fmt=fmt, colorscale="Reds"),
                       key="ft_change_grid", on_select=pick_head, selection_mode="points")
     left.caption("Click a head to open its map before and after.")
     lh, hh = sel
     with right:
         st.markdown(f"**{layer_name(lh)}, {head_name(hh)}** ({head_label(lh, hh)}): changed by "
-                    f"{ch.change[lh, hh]:.3f} bits on average per token.")
+                    f"{ch.change[lh, hh]:{fmt}} bits on average per token.")
         b1, b2 = st.columns(2)
         b1.plotly_chart(afigs.attention_heatmap(ch.before[lh, hh], ch.tokens, f"Before: {head_label(lh, hh)}"),
                         key="ft_change_before")

@@ -126,7 +126,7 @@ def run_header(prefix: str) -> tuple[jobs.Job, jobs.JobView] | None:
     elif st.session_state.get(f"{prefix}_polling") == v.id:  # it ended while we polled: redraw the page once
         st.session_state[f"{prefix}_polling"] = None
         st.rerun()
-    st.subheader(f"Run {v.id}: {md_escape(v.title)}")
+    st.markdown(f"##### Run {v.id} · {md_escape(v.title)}")  # small: the progress bar below stays in sight
     message = md_escape(v.message)  # holds the model's name, which may be a path
     if v.status == jobs.WAITING:
         st.info(message, icon=":material/hourglass_top:")
