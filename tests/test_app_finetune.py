@@ -14,7 +14,9 @@ import apptest_support
 from apptest_support import chart, errors, open_page
 from apptest_support import plotly_array as arr
 from bert_core import finetune as ft
+from bert_core import estimate as est
 from bert_core import jobs, load_model
+from ui import finetune_runs
 from bert_core.explain import explain_all
 from test_finetune import toy_data
 from test_jobs import ManualClock
@@ -22,7 +24,10 @@ from test_jobs import ManualClock
 
 @pytest.fixture(autouse=True)
 def toy_tweets(monkeypatch, tmp_path):
-    monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0: toy_data())
+    monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0, labels=(), safe=True: toy_data())
+    monkeypatch.setenv(finetune_runs.RUNS_ENV, str(tmp_path / "kept"))
+    est.SPEEDS.wait(120)
+    est.SPEEDS.clear()
     monkeypatch.setattr(jobs, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(jobs, "monotonic", ManualClock())  # the pages' jobs never time out, however slow the machine
     st.cache_data.clear()
@@ -39,7 +44,9 @@ def open_lab(folder):
     return at
 
 
-def configure(at, steps: int = 30, lr: float = 3e-3) -> None:
+def configure(at, steps: int = 30, lr: float = 3e-3, budget: float = 0.0) -> None:
+    at.select_slider(key="ft_budget").set_value(budget)
+    at.select_slider(key="ft_batch").set_value(16)
     at.select_slider(key="ft_train").set_value(100)
     at.select_slider(key="ft_test").set_value(100)
     at.select_slider(key="ft_steps").set_value(steps)
@@ -71,14 +78,26 @@ def test_data_view_shows_the_class_balance_and_the_schedule(tiny_dir):
     assert any("into 2 scores" in m.value for m in at.markdown)
 
 
-def test_the_page_starts_from_the_settings_defaults(tiny_dir):
+def test_the_page_opens_on_the_quick_demo_and_three_classes_are_one_click_away(tiny_dir, monkeypatch):
+    asked = []  # the classes the page asks the tweet data for
+    monkeypatch.setattr(ft, "sentiment_data", lambda min_conf=0.0, labels=(), safe=True:
+                        asked.append(tuple(labels)) or toy_data())
     at = open_lab(tiny_dir)
-    d = ft.FinetuneSettings()
+    assert asked == [("negative", "positive")]
+    d = ft.QUICK_DEMO
+    assert at.radio(key="ft_task").value == "quick" and d.labels == ("negative", "positive")
     shown = {k: at.session_state[f"ft_{k}"] for k in ("mode", "steps", "batch", "lr", "warmup", "schedule", "len",
-                                                       "train", "test", "bf16")}
+                                                       "train", "test", "precision", "budget", "pool")}
     assert shown == {"mode": d.mode, "steps": d.steps, "batch": d.batch_size, "lr": d.lr, "warmup": d.warmup_ratio,
-                     "schedule": d.schedule, "len": d.max_len, "train": d.n_train, "test": d.n_test, "bf16": False}
-    assert shown["steps"] == 200 and shown["lr"] == 5e-5
+                     "schedule": d.schedule, "len": d.max_len, "train": d.n_train, "test": d.n_test,
+                     "precision": d.mixed_precision,
+                     "budget": d.time_budget_s, "pool": d.pooling}
+    assert shown["budget"] == 120.0
+    assert any("A time budget of 2 min" in m.value for m in at.markdown)
+    at.radio(key="ft_task").set_value("three").run()
+    assert at.session_state["ft_budget"] == 300.0 and at.session_state["ft_train"] == d.n_train
+    assert asked[-1] == ()  # every class
+    assert any("A time budget of 5 min" in m.value for m in at.markdown)
 
 
 def test_head_only_mode_changes_the_default_learning_rate_and_explains_it(tiny_dir):
@@ -166,20 +185,21 @@ def chart_without_title(at, key: str) -> dict:
     raise AssertionError(f"no chart with key {key}")
 
 
-def test_starting_again_asks_before_replacing_the_model_and_metrics(tiny_dir):
+def test_starting_again_keeps_the_last_run_without_asking(tiny_dir):
     at = open_lab(tiny_dir)
     configure(at, steps=10)
     at.button(key="ft_start").click().run()
     job = at.session_state["ft_job"]
     assert finish(job)
     at.run()
-    ckpt = job.view().checkpoint
-    assert any("deletes run" in w.value and "model and metrics" in w.value for w in at.warning)
-    assert at.button(key="ft_start").disabled
-    at.checkbox(key=f"ft_confirm_{job.id}").check().run()
+    assert not at.exception, errors(at)
+    kept = finetune_runs.store().runs()
+    assert [r.title for r in kept] == [f"run {job.id}"] and kept[0].steps == 10
+    assert (kept[0].model_dir / "model.safetensors").is_file()
+    assert not at.button(key="ft_start").disabled and not any("deletes run" in w.value for w in at.warning)
     at.button(key="ft_start").click().run()
     new = at.session_state["ft_job"]
-    assert new is not job and not ckpt.exists()
+    assert new is not job and (kept[0].model_dir / "model.safetensors").is_file()
     new.cancel()
     assert new.join(30)
     new.discard()

@@ -102,3 +102,17 @@ def class_probabilities(names: Sequence[str], probs: Sequence[float], title: str
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="probability")
     return _layout(fig, title, height=110 + 34 * len(names))
+
+
+def compare_curves(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str | None = None,
+                   y_title: str = "held-out accuracy", percent: bool = True) -> go.Figure:
+    """Several runs' curves on one chart: (name, x, y) each, one colour per run."""
+    fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines+markers" if len(x) < 40 else "lines",
+                                name=label(name), line=dict(color=colour(i), width=2.5),
+                                hovertemplate="step %{x}: %{y" + (":.1%" if percent else ":.3f") + "}<extra>"
+                                              + label(name) + "</extra>")
+                     for i, (name, x, y) in enumerate(series)])
+    fig.update_xaxes(title="optimizer step", rangemode="tozero")
+    fig.update_yaxes(title=y_title, **({"tickformat": ".0%", "range": [0, 1.02]} if percent else {}))
+    return _layout(fig, title, height=330, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1,
+                                                       xanchor="right"))
