@@ -17,7 +17,7 @@ from ui.state import current_model
 
 BUILTIN, OWN, SAVED = "The built-in sentences", "My own sentences", "A saved set"
 CODE_CSS = "font-size:4.5rem;font-weight:700;letter-spacing:.3em;font-family:monospace;line-height:1.15"
-SEEN = "cls_teacher_seen"  # (state, round) the page was drawn for; the live part redraws the page when it changes
+SEEN = "cls_teacher_seen"  # (state, round) the page was drawn for; the desk redraws the page when it changes
 
 
 def start_form(store) -> None:
@@ -137,17 +137,8 @@ def controls(store, v: ClassView, key: str) -> None:
         st.warning(ui.md(st.session_state["cls_msg"]))
 
 
-@st.fragment(run_every=ui.POLL_TEACHER_S)
-def live(store, code: str, key: str, round_open: bool) -> None:
-    """Joined / guessed counts and the leaderboard, redrawn every POLL_TEACHER_S seconds (the rest of the page
-    is redrawn only when the class moves on)."""
-    try:
-        v = store.teacher_view(code, key)
-    except ClassError as e:
-        st.error(str(e))
-        return
-    if (v.state, v.current) != st.session_state.get(SEEN):
-        st.rerun()  # another teacher tab moved the class on: redraw everything
+def counts(v: ClassView) -> None:
+    round_open = v.state in (OPEN, CLOSED)
     m = st.columns(2)
     m[0].metric("Joined", v.n_players)
     m[1].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if round_open else "–")
@@ -155,7 +146,17 @@ def live(store, code: str, key: str, round_open: bool) -> None:
     ui.standings_table(v.standings, round_open)
 
 
-def dashboard(store, v: ClassView, key: str) -> None:
+def dashboard(store, code: str, key: str) -> None:
+    """The teacher's desk: round, controls, sentence, reveal, counts and leaderboard. It is one fragment that
+    polls the database (``ui.teacher_beat``), with the controls inside it, so a click and a poll are requests of
+    the same fragment, queued one after the other by Streamlit; no click lands on a page being redrawn."""
+    try:
+        v = store.teacher_view(code, key)
+    except ClassError as e:
+        st.error(str(e))
+        return
+    if (v.state, v.current) != st.session_state.get(SEEN):
+        st.rerun()  # the class moved on (this click or another teacher tab): header and polling beat change too
     m = st.columns([1, 1.3, 4], vertical_alignment="bottom")
     m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
     m[1].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
@@ -184,7 +185,7 @@ def dashboard(store, v: ClassView, key: str) -> None:
         chart.info("Students are guessing. Close guessing when everyone is in (or when time is up).",
                    icon=":material/edit:")
     with board:
-        live(store, v.code, key, v.state in (OPEN, CLOSED))
+        counts(v)
 
 
 store = ui.class_store()
@@ -205,5 +206,5 @@ except ClassError as e:  # NotAllowed included: a wrong or old teacher link
     st.stop()
 st.session_state[SEEN] = (view.state, view.current)
 header(view)
-dashboard(store, view, key)
+st.fragment(dashboard, run_every=ui.teacher_beat(view.state))(store, code, key)
 teacher_link(view, key)

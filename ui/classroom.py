@@ -11,8 +11,14 @@ from ui import figures_classroom as figs
 from ui.state import cached_model
 from ui.text import md_escape
 
-POLL_TEACHER_S = 1.0  # how often the teacher's live counts and leaderboard ask the database
+POLL_TEACHER_S = 1.0  # how often the teacher's desk asks the database while students join or guess
+POLL_TEACHER_IDLE_S = 5.0  # the same while only a teacher can move the class on (another teacher tab)
 POLL_STUDENT_S = 2.0  # the same on each student's page (30 of them: a slower beat)
+
+
+def teacher_beat(state: str) -> float:
+    """Seconds between the teacher desk's polls: fast while students join or guess, slow otherwise."""
+    return POLL_TEACHER_S if state in ("lobby", "open") else POLL_TEACHER_IDLE_S
 
 
 @st.cache_resource(show_spinner=False)
