@@ -10,8 +10,7 @@ import segno
 import streamlit as st
 
 from bert_core import BUNDLED, game
-from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView, settings
-from classroom.address import join_address, lan_ip
+from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView
 from ui import classroom as ui
 from ui.state import current_model
 
@@ -28,6 +27,9 @@ def start_form(store) -> None:
     if not lm.has_mlm_head:
         st.warning("The model picked in the sidebar has no masked-language-model head; pick one that has.")
         return
+    if st.query_params.get("set"):  # "Run as a class game" from the playground: that saved set, preselected
+        st.session_state.setdefault("cls_source", SAVED)
+        st.session_state.setdefault("cls_set_id", st.query_params["set"])
     source = st.radio("Sentences", [BUILTIN, OWN, SAVED], horizontal=True, key="cls_source")
     sentences: list[str] = []
     if source == BUILTIN:
@@ -52,7 +54,8 @@ def start_form(store) -> None:
         if sid.strip():
             try:
                 sentences = store.load_set(sid)
-                st.caption(f"{len(sentences)} sentences, first: {ui.md(sentences[0])}")
+                first = game.parse_game_sentence(sentences[0]).plain
+                st.caption(f"{len(sentences)} sentences, first: {ui.md(first)}")
             except ClassError as e:
                 st.error(str(e))
     model = "the bundled model" if lm.name == BUNDLED else ui.md(lm.name)
@@ -64,6 +67,7 @@ def start_form(store) -> None:
         except ClassError as e:
             st.error(str(e))
             return
+        st.query_params.pop("set", None)
         st.query_params.update({"class": t.code, "key": t.key})
         st.rerun()
 
@@ -76,8 +80,7 @@ def qr_png(url: str) -> bytes:
 
 def header(v: ClassView) -> None:
     """Join address, code and QR code: large in the lobby, one line once the game runs (QR in a pop-over)."""
-    addr = join_address(st.context.url, v.code, settings.public_url(), st.get_option("server.address"),
-                        st.get_option("server.port"), lan_ip())
+    addr = ui.student_address("join?" + urllib.parse.urlencode({"class": v.code}))
     where = ui.md(addr.url.split("/join?")[0] + "/join")
     if v.state == LOBBY:
         left, right = st.columns([3, 1], vertical_alignment="center")
