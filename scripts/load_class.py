@@ -175,7 +175,8 @@ async def student(base: str, code: str, nick: str, rounds: int, stats: Stats, ro
             word = rng.choice(WORDS)
             stats.submitted[nick] = time.monotonic()
             await c.rerun({"Your guess (one word)": word}, submit="Guess")
-            await c.wait(lambda: c.has_text(f"Your guess **{word}** is in"))
+            # "is in" while the round is open or closed; after a fast reveal the page says "You guessed" instead
+            await c.wait(lambda: c.has_text(f"Your guess **{word}** is in") or c.has_text(f"You guessed **{word}**"))
             stats.to_ack.append(time.monotonic() - stats.submitted[nick])
             stats.guessed += 1
     except Exception as e:  # noqa: BLE001 - every failure is counted and reported
@@ -252,7 +253,11 @@ async def run(url: str, n: int, rounds: int, server_pid: int | None) -> Stats:
             stats.cpu = cpu_seconds(server_pid) - cpu0 if server_pid else None
         except Exception as e:  # noqa: BLE001 - report what was measured so far
             stats.errors.append(f"teacher: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
-        for t in tasks:
+        # after a full game every student is done, or waits for a page that never came (an error)
+        _, pending = await asyncio.wait(tasks, timeout=TIMEOUT_S if stats.wall else 0)
+        if pending and stats.wall:
+            stats.errors.append(f"{len(pending)} students still waiting for their page {TIMEOUT_S} s after the end")
+        for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if await teacher.locator("[data-testid='stException']").count():
