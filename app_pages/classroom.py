@@ -151,8 +151,9 @@ def counts(v: ClassView) -> None:
 
 def dashboard(store, code: str, key: str) -> None:
     """The teacher's desk: round, controls, sentence, reveal, counts and leaderboard. It is one fragment that
-    polls the database (``ui.teacher_beat``), with the controls inside it, so a click and a poll are requests of
-    the same fragment, queued one after the other by Streamlit; no click lands on a page being redrawn."""
+    polls the database (``ui.teacher_beat``), with the controls inside it: a click and a poll are then requests
+    for the same fragment, which Streamlit queues and merges (a click's trigger survives a poll that comes with
+    it), instead of a full-page rerun racing the fragment's."""
     try:
         v = store.teacher_view(code, key)
     except ClassError as e:
