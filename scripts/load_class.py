@@ -222,7 +222,7 @@ async def run(url: str, n: int, rounds: int, server_pid: int | None) -> Stats:
         await teacher.goto(f"{url}/classroom", wait_until="domcontentloaded")
         await teacher.wait_for_selector(IDLE)
         await click("Start the class")
-        join_url = (await main.locator("[data-testid='stCode']").first.inner_text()).strip()
+        join_url = (await main.locator("[data-testid='stCode']", has_text="/join?class=").first.inner_text()).strip()
         code = re.search(r"class=([A-Z0-9]+)$", join_url).group(1)
         round_open = [asyncio.Event() for _ in range(rounds)]
         names = [f"student{i:02d}" for i in range(n)]
