@@ -10,14 +10,13 @@ import segno
 import streamlit as st
 
 from bert_core import BUNDLED, game
-from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView, settings
-from classroom.address import join_address, lan_ip
+from classroom import CLOSED, LOBBY, OPEN, OVER, REVEALED, ClassError, ClassView
 from ui import classroom as ui
 from ui.state import current_model
 
 BUILTIN, OWN, SAVED = "The built-in sentences", "My own sentences", "A saved set"
 CODE_CSS = "font-size:4.5rem;font-weight:700;letter-spacing:.3em;font-family:monospace;line-height:1.15"
-SEEN = "cls_teacher_seen"  # (state, round) the page was drawn for; the live part redraws the page when it changes
+SEEN = "cls_teacher_seen"  # (state, round) the page was drawn for; the desk redraws the page when it changes
 
 
 def start_form(store) -> None:
@@ -28,6 +27,9 @@ def start_form(store) -> None:
     if not lm.has_mlm_head:
         st.warning("The model picked in the sidebar has no masked-language-model head; pick one that has.")
         return
+    if st.query_params.get("set"):  # "Run as a class game" from the playground: that saved set, preselected
+        st.session_state.setdefault("cls_source", SAVED)
+        st.session_state.setdefault("cls_set_id", st.query_params["set"])
     source = st.radio("Sentences", [BUILTIN, OWN, SAVED], horizontal=True, key="cls_source")
     sentences: list[str] = []
     if source == BUILTIN:
@@ -52,7 +54,8 @@ def start_form(store) -> None:
         if sid.strip():
             try:
                 sentences = store.load_set(sid)
-                st.caption(f"{len(sentences)} sentences, first: {ui.md(sentences[0])}")
+                first = game.parse_game_sentence(sentences[0]).plain
+                st.caption(f"{len(sentences)} sentences, first: {ui.md(first)}")
             except ClassError as e:
                 st.error(str(e))
     model = "the bundled model" if lm.name == BUNDLED else ui.md(lm.name)
@@ -64,6 +67,7 @@ def start_form(store) -> None:
         except ClassError as e:
             st.error(str(e))
             return
+        st.query_params.pop("set", None)
         st.query_params.update({"class": t.code, "key": t.key})
         st.rerun()
 
@@ -76,8 +80,7 @@ def qr_png(url: str) -> bytes:
 
 def header(v: ClassView) -> None:
     """Join address, code and QR code: large in the lobby, one line once the game runs (QR in a pop-over)."""
-    addr = join_address(st.context.url, v.code, settings.public_url(), st.get_option("server.address"),
-                        st.get_option("server.port"), lan_ip())
+    addr = ui.student_address("join?" + urllib.parse.urlencode({"class": v.code}))
     where = ui.md(addr.url.split("/join?")[0] + "/join")
     if v.state == LOBBY:
         left, right = st.columns([3, 1], vertical_alignment="center")
@@ -137,17 +140,8 @@ def controls(store, v: ClassView, key: str) -> None:
         st.warning(ui.md(st.session_state["cls_msg"]))
 
 
-@st.fragment(run_every=ui.POLL_TEACHER_S)
-def live(store, code: str, key: str, round_open: bool) -> None:
-    """Joined / guessed counts and the leaderboard, redrawn every POLL_TEACHER_S seconds (the rest of the page
-    is redrawn only when the class moves on)."""
-    try:
-        v = store.teacher_view(code, key)
-    except ClassError as e:
-        st.error(str(e))
-        return
-    if (v.state, v.current) != st.session_state.get(SEEN):
-        st.rerun()  # another teacher tab moved the class on: redraw everything
+def counts(v: ClassView) -> None:
+    round_open = v.state in (OPEN, CLOSED)
     m = st.columns(2)
     m[0].metric("Joined", v.n_players)
     m[1].metric("Guessed this round", f"{v.n_guessed} of {v.n_players}" if round_open else "–")
@@ -155,7 +149,18 @@ def live(store, code: str, key: str, round_open: bool) -> None:
     ui.standings_table(v.standings, round_open)
 
 
-def dashboard(store, v: ClassView, key: str) -> None:
+def dashboard(store, code: str, key: str) -> None:
+    """The teacher's desk: round, controls, sentence, reveal, counts and leaderboard. It is one fragment that
+    polls the database (``ui.teacher_beat``), with the controls inside it: a click and a poll are then requests
+    for the same fragment, which Streamlit queues and merges (a click's trigger survives a poll that comes with
+    it), instead of a full-page rerun racing the fragment's."""
+    try:
+        v = store.teacher_view(code, key)
+    except ClassError as e:
+        st.error(str(e))
+        return
+    if (v.state, v.current) != st.session_state.get(SEEN):
+        st.rerun()  # the class moved on (this click or another teacher tab): header and polling beat change too
     m = st.columns([1, 1.3, 4], vertical_alignment="bottom")
     m[0].metric("Round", f"{v.current} of {v.n_rounds}" if v.current else f"– of {v.n_rounds}")
     m[1].metric("Now", {LOBBY: "joining", OPEN: "guessing", CLOSED: "closed", REVEALED: "revealed",
@@ -184,7 +189,7 @@ def dashboard(store, v: ClassView, key: str) -> None:
         chart.info("Students are guessing. Close guessing when everyone is in (or when time is up).",
                    icon=":material/edit:")
     with board:
-        live(store, v.code, key, v.state in (OPEN, CLOSED))
+        counts(v)
 
 
 store = ui.class_store()
@@ -205,5 +210,5 @@ except ClassError as e:  # NotAllowed included: a wrong or old teacher link
     st.stop()
 st.session_state[SEEN] = (view.state, view.current)
 header(view)
-dashboard(store, view, key)
+st.fragment(dashboard, run_every=ui.teacher_beat(view.state))(store, code, key)
 teacher_link(view, key)

@@ -16,7 +16,7 @@ from ui.text import md_line
 
 EXPLORE, GAME = "Explore a sentence", "Guessing game"
 
-from_link = "game" in st.query_params  # a student's phone, opened from the teacher's game link: question first
+from_link = "game" in st.query_params or "set" in st.query_params  # a phone opened the teacher's game link
 st.title("Guess the word" if from_link else "Masked-word playground")
 if not from_link:
     st.markdown("BERT was trained by hiding words in sentences and guessing them back. Here you hide the words: "

@@ -1,5 +1,6 @@
-"""The address students open to join: a configured public URL, else the server's network address, never a
-``localhost`` that their devices cannot reach (and where only localhost works, a note that says so)."""
+"""Addresses students open (the join page, a game's share link): a configured public URL, else the server's
+network address, never a ``localhost`` that their devices cannot reach (and where only localhost works, a note that
+says so)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1", "0:0:0:0:0:0:0:1"}
 
 @dataclass(frozen=True)
 class JoinAddress:
-    url: str  # the join page with the class code
+    url: str  # the page with its query (the join page with the class code, a game link)
     reachable: bool  # False: only this computer can open it
     note: str | None  # what to tell the teacher about it
 
@@ -33,12 +34,18 @@ def lan_ip() -> str | None:
 
 def join_address(page_url: str | None, code: str, public_url: str | None = None, bind_address: str | None = None,
                  port: int | None = None, network_ip: str | None = None) -> JoinAddress:
-    """Where students join class ``code``.
+    """Where students join class ``code`` (see ``app_address``)."""
+    return app_address(page_url, "join?" + urllib.parse.urlencode({"class": code}), public_url, bind_address, port,
+                       network_ip)
+
+
+def app_address(page_url: str | None, query: str, public_url: str | None = None, bind_address: str | None = None,
+                port: int | None = None, network_ip: str | None = None) -> JoinAddress:
+    """The address students open for ``query`` (a page's url path with its query, e.g. ``join?class=ABC123``).
 
     page_url: the address the teacher's browser shows (st.context.url); public_url: BERT_LAB_PUBLIC_URL;
     bind_address/port: the server's ``server.address`` / ``server.port``; network_ip: ``lan_ip()``.
     """
-    query = "join?" + urllib.parse.urlencode({"class": code})
     if public_url:
         return JoinAddress(f"{public_url.rstrip('/')}/{query}", True, None)
     u = urllib.parse.urlsplit(page_url or "http://localhost:8501/")

@@ -131,3 +131,83 @@ def test_a_reload_rejoins_with_the_same_name(tiny_mlm_dir, db):
     s.text_input[1].input("ANN")
     s.button[0].click().run()
     assert any("already has that nickname" in e.value for e in s.error)
+
+
+# --- the single-player game's short links, and running its set as a class ------------------------------------------
+OWN = ["the {cat} sat on the mat .", "the king ate the {bread} ."]
+
+
+def playground(model, **params):
+    at = new_app(str(model))
+    at.session_state["pg_tab"] = "Guessing game"
+    at.query_params.update(params)
+    at.run()
+    at.switch_page("app_pages/playground.py")
+    at.run()
+    assert not errors(at), errors(at)
+    return at
+
+
+def share_code(at) -> str:
+    (code,) = [c.value for c in at.code if "playground?" in c.value]
+    return code
+
+
+def test_the_games_share_link_is_short_and_plays_the_set(tiny_mlm_dir, db, monkeypatch):
+    from classroom import ClassStore
+
+    monkeypatch.setenv("BERT_LAB_PUBLIC_URL", "https://bert.school.example/")
+    t = playground(tiny_mlm_dir)
+    t.text_area(key="pg_game_own").set_value("\n".join(OWN)).run()
+    assert not [c for c in t.code if "playground?" in c.value]  # nothing is saved until the teacher asks
+    t.button(key="pg_game_share").click().run()
+    link = share_code(t)
+    sid = link.rsplit("set=", 1)[1].split("&")[0]
+    assert link.startswith(f"https://bert.school.example/playground?set={sid}&model=")  # the public address
+    assert "localhost" not in link and "game=" not in link and len(sid) <= 10
+    assert ClassStore.from_url(db).load_set(sid) == OWN
+    t.run()
+    assert share_code(t) == link  # saved once: a rerun gives the same id
+    (run_as_class,) = t.get("page_link")
+    assert run_as_class.proto.page == "classroom" and "set=" + sid in run_as_class.proto.query_string
+    s = playground(tiny_mlm_dir, set=sid)  # a student opens the short link
+    assert {m.label: m.value for m in s.metric}["Round"] == "1 of 2"
+    assert any("shared set of 2 sentences" in c.value for c in s.caption)
+    assert any(m.value.startswith("####") and "sat on the mat" in m.value for m in s.markdown)
+    wrong = playground(tiny_mlm_dir, set="ZZZZZZZZ")
+    assert any("No saved sentence set has this id" in e.value for e in wrong.error)
+
+
+def test_run_as_a_class_game_preselects_the_saved_set(tiny_mlm_dir, db):
+    from classroom import ClassStore
+
+    store = ClassStore.from_url(db)
+    sid = store.save_set(OWN)
+    t = new_app(str(tiny_mlm_dir))
+    t.query_params["set"] = sid
+    t.run()
+    t.switch_page("app_pages/classroom.py")
+    t.run()
+    assert t.radio(key="cls_source").value == "A saved set" and t.text_input(key="cls_set_id").value == sid
+    assert any("2 sentences, first: the cat sat on the mat" in c.value for c in t.caption), [c.value for c in t.caption]
+    t.button(key="cls_start").click().run()
+    assert "set" not in t.query_params
+    v = store.teacher_view(t.query_params["class"], t.query_params["key"])
+    assert v.n_rounds == 2
+    t.button(key="cls_open").click().run()
+    assert "sat on the mat" in store.teacher_view(v.code, t.query_params["key"]).masked
+
+
+def test_without_a_database_the_long_link_still_works(tiny_mlm_dir, tmp_path, monkeypatch):
+    bad = tmp_path / "class.db"
+    bad.write_bytes(b"this is not an SQLite file" * 100)
+    monkeypatch.setenv("BERT_LAB_DB", f"sqlite:///{bad}")
+    t = playground(tiny_mlm_dir)
+    t.text_area(key="pg_game_own").set_value("\n".join(OWN)).run()
+    t.button(key="pg_game_share").click().run()
+    link = share_code(t)
+    assert f"playground?game={game.encode_set(OWN)}" in link and "set=" not in link
+    assert not t.get("page_link") or all(p.proto.page != "classroom" for p in t.get("page_link"))
+    assert any("long link" in c.value for c in t.caption)
+    s = playground(tiny_mlm_dir, game=game.encode_set(OWN))
+    assert {m.label: m.value for m in s.metric}["Round"] == "1 of 2"

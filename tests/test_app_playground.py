@@ -36,6 +36,14 @@ def open_link(folder=None, **params) -> AppTest:
     return at
 
 
+@pytest.fixture(autouse=True)
+def class_db(tmp_path, monkeypatch):
+    """The game's short links save sets in the class database: a temp one, never the user's."""
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    monkeypatch.setenv("BERT_LAB_DB", url)
+    return url
+
+
 @pytest.fixture(scope="module")
 def lm(tiny_mlm_dir):
     return load_model(str(tiny_mlm_dir), device="cpu")
@@ -227,27 +235,31 @@ def test_history_shows_skips_as_a_dash_and_sentences_without_braces(tiny_mlm_dir
     assert at.session_state["pg_game"].item.answer == "cat" and not at.dataframe
 
 
-def test_damaged_link_and_teacher_panel(tiny_mlm_dir):
+def test_damaged_link_and_teacher_panel(tiny_mlm_dir, class_db):
+    from classroom import ClassStore
+
     at = open_link(tiny_mlm_dir, game="not-a-real-code")
     assert any("damaged" in e.value for e in at.error) and not at.exception
     at.text_area(key="pg_game_own").input("The {cat} sat.\n{a} {b}\nThe <b>{dog}</b> ran.").run()
     assert any("line 2" in w.value for w in at.warning)
+    at.button(key="pg_game_share").click().run()
     link = at.code[0].value
-    code = link.split("?game=")[1].split("&model=")[0]
-    assert "?game=" in link and game.decode_set(code) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
+    sid = link.split("?set=")[1].split("&model=")[0]
+    assert ClassStore.from_url(class_db).load_set(sid) == ["The {cat} sat.", "The <b>{dog}</b> ran."]
     at.button(key="pg_game_play_own").click().run()
     assert {m.label: m.value for m in at.metric}["Round"] == "1 of 2"
-    assert at.query_params["game"] in ([code], code)
+    assert at.query_params["set"] in ([sid], sid) and "game" not in at.query_params
 
 
 def test_a_shared_game_link_pins_the_model(tiny_mlm_dir):
     at = open_link(tiny_mlm_dir, game=game.encode_set(["The {dog} ran."]))  # opens the game tab
     at.text_area(key="pg_game_own").input("The {cat} sat.").run()
+    at.button(key="pg_game_share").click().run()
     link = at.code[0].value
-    code = link.split("?game=")[1].split("&")[0]
+    sid = link.split("?set=")[1].split("&")[0]
     assert link.endswith("&model=" + urllib.parse.quote(str(tiny_mlm_dir), safe=""))
 
-    pupil = open_link(game=code, model=str(tiny_mlm_dir))  # a fresh session opens the link: bundled by default …
+    pupil = open_link(set=sid, model=str(tiny_mlm_dir))  # a fresh session opens the link: bundled by default …
     assert not pupil.exception
     assert pupil.session_state["model_name"] == str(tiny_mlm_dir)  # … but the link picks the teacher's model
     assert {m.label: m.value for m in pupil.metric}["Round"] == "1 of 1"

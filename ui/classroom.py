@@ -7,12 +7,19 @@ import streamlit as st
 
 from bert_core import LoadedModel, game
 from classroom import ClassStore, ClassUnavailable, Reveal, Standing, settings
+from classroom.address import JoinAddress, app_address, lan_ip
 from ui import figures_classroom as figs
 from ui.state import cached_model
 from ui.text import md_escape
 
-POLL_TEACHER_S = 1.0  # how often the teacher's live counts and leaderboard ask the database
+POLL_TEACHER_S = 1.0  # how often the teacher's desk asks the database while students join or guess
+POLL_TEACHER_IDLE_S = 5.0  # the same while only a teacher can move the class on (another teacher tab)
 POLL_STUDENT_S = 2.0  # the same on each student's page (30 of them: a slower beat)
+
+
+def teacher_beat(state: str) -> float:
+    """Seconds between the teacher desk's polls: fast while students join or guess, slow otherwise."""
+    return POLL_TEACHER_S if state in ("lobby", "open") else POLL_TEACHER_IDLE_S
 
 
 @st.cache_resource(show_spinner=False)
@@ -20,13 +27,22 @@ def _store(url: str) -> ClassStore:
     return ClassStore.from_url(url)
 
 
-def class_store() -> ClassStore | None:
-    """The process's store (one engine per database URL), or None after showing why the database is unusable."""
+def class_store(quiet: bool = False) -> ClassStore | None:
+    """The process's store (one engine per database URL), or None after showing (unless ``quiet``) why the
+    database is unusable."""
     try:
         return _store(settings.database_url())
     except ClassUnavailable as e:
-        st.error(str(e), icon=":material/database:")
+        if not quiet:
+            st.error(str(e), icon=":material/database:")
         return None
+
+
+def student_address(query: str) -> JoinAddress:
+    """The address students open for ``query`` (``join?class=…``, ``playground?set=…``): the public URL when one
+    is configured, else this server's network address; never a localhost their devices cannot reach."""
+    return app_address(st.context.url, query, settings.public_url(), st.get_option("server.address"),
+                       st.get_option("server.port"), lan_ip())
 
 
 def class_model(name: str) -> LoadedModel:
@@ -64,7 +80,7 @@ def reveal_view(r: Reveal, key: str) -> None:
     fig = figs.class_vs_bert([w.word for w in r.words], [w.count for w in r.words], [w.points for w in r.words],
                              [t for t, _ in r.bert_top], [p for _, p in r.bert_top], r.answer,
                              title=f"Round {r.number}: the class against BERT")
-    st.plotly_chart(fig, key=key)
+    st.plotly_chart(fig, key=key, config={"displayModeBar": False})  # on a phone the toolbar covered the title
 
 
 def joined_student() -> bool:

@@ -1,6 +1,8 @@
 """The playground's "Guessing game" tab: renders a ``bert_core.game.GameState`` and hands the player's moves to it.
 
 The whole game lives in one session key (GAME_KEY) as an immutable GameState; the callbacks below replace it.
+A teacher's own sentences are shared with a short link (``?set=ID``, the set saved in the class database); the long
+``?game=`` link, which carries the sentences themselves, keeps working and is the fallback without a database.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from bert_core import BUNDLED, InputError, game, lens, mlm
+from classroom import ClassError
+from ui import classroom as cls
 from ui import figures_mlm as figs
 from ui.text import md_line as md
 from ui.text import PIECES_NOTE, has_pieces, pct
@@ -18,7 +22,8 @@ from ui.text import PIECES_NOTE, has_pieces, pct
 GAME_KEY = "pg_game"  # the GameState
 MSG_KEY = "pg_game_msg"  # why the last guess was refused
 NO_TOOLBAR = {"displayModeBar": False}  # on a phone plotly's toolbar would cover the chart's title
-CODE_KEY = "pg_game_code"  # the ?game= link already started in this session
+CODE_KEY = "pg_game_code"  # the ?game= or ?set= link already started in this session
+SET_IDS = "pg_game_set_ids"  # sentences (joined) -> the short id they were saved under in this session
 SKIPPED = "–"
 
 
@@ -67,20 +72,64 @@ def on_again() -> None:
 
 
 def load_shared_set() -> None:
-    """A teacher's link (?game=...) starts that set once per link."""
-    code = st.query_params.get("game")
-    if not code or st.session_state.get(CODE_KEY) == code:
+    """A teacher's link starts that set once per link: ``?set=ID`` (a saved set) or ``?game=...`` (the long form)."""
+    sid, code = st.query_params.get("set"), st.query_params.get("game")
+    link = f"set:{sid}" if sid else code
+    if not link or st.session_state.get(CODE_KEY) == link:
         return
-    st.session_state[CODE_KEY] = code
+    st.session_state[CODE_KEY] = link
     try:
-        items, _problems = game.parse_sentence_set("\n".join(game.decode_set(code)))
-    except InputError as e:
+        if sid:
+            store = cls.class_store()  # None: it has shown why the database cannot be used
+            sentences = store.load_set(sid) if store is not None else []
+        else:
+            sentences = game.decode_set(code)
+        items, _problems = game.parse_sentence_set("\n".join(sentences))
+    except (InputError, ClassError) as e:
         st.error(str(e))
         return
     if not items:
         st.error("This game link holds no usable sentences.")
         return
     start(game.GameState.start(items, f"a shared set of {len(items)} sentences"))
+
+
+def save_short_id(sources: list[str]) -> str | None:
+    """Save the set (once per session and content) and return its short id; None when the class database cannot
+    be used (then the long link is the share link)."""
+    ids = st.session_state.setdefault(SET_IDS, {})
+    text = "\n".join(sources)
+    if text not in ids:
+        store = cls.class_store(quiet=True)
+        try:
+            ids[text] = store.save_set(sources) if store is not None else None
+        except ClassError:  # the database cannot be written (ClassUnavailable included): the long link still works
+            ids[text] = None
+    return ids[text]
+
+
+def share_link(lm, sources: list[str]) -> None:
+    """On request: the short share link (``?set=ID``, the public address), and a link to run the set as a class.
+    Without a usable database: the long ``?game=`` link."""
+    text = "\n".join(sources)
+    if text not in st.session_state.get(SET_IDS, {}):
+        if not st.button("Share these sentences", key="pg_game_share", icon=":material/share:"):
+            return
+    sid = save_short_id(sources)
+    pin = "" if lm.name == BUNDLED else f"&model={urllib.parse.quote(lm.name, safe='')}"
+    query = f"set={sid}" if sid else f"game={game.encode_set(sources)}"
+    addr = cls.student_address(f"playground?{query}{pin}")
+    st.caption("Share link (copy it with the button on the right). It also picks "
+               f"{'the bundled model' if not pin else md(lm.name)} for everyone who opens it, so the whole "
+               "class plays against the same BERT:")
+    st.code(addr.url, language=None, wrap_lines=True)
+    if addr.note:
+        (st.caption if addr.reachable else st.warning)(addr.note)
+    if sid:
+        st.page_link("app_pages/classroom.py", label="Run these sentences as a class game (join code, leaderboard)",
+                     icon=":material/groups:", query_params={"set": sid})
+    else:
+        st.caption("The class database cannot be used, so this is the long link and a class game cannot start.")
 
 
 # --- views --------------------------------------------------------------------------------------------------------
@@ -96,20 +145,18 @@ def teacher_panel(lm) -> None:
             st.warning(md(p))
         if not items:
             return
-        code = game.encode_set([it.source for it in items])
+        sources = [it.source for it in items]
         if st.button(f"Play these {len(items)} sentences", key="pg_game_play_own", icon=":material/play_arrow:"):
-            st.session_state[CODE_KEY] = code
-            st.query_params["game"] = code
+            sid = save_short_id(sources)
+            link = f"set:{sid}" if sid else game.encode_set(sources)
+            st.session_state[CODE_KEY] = link
+            st.query_params.pop("game" if sid else "set", None)
+            st.query_params["set" if sid else "game"] = sid or link
             if lm.name != BUNDLED:
                 st.query_params["model"] = lm.name  # the address bar is a share link too
             start(game.GameState.start(items, f"your own set of {len(items)} sentences"))
             st.rerun()
-        base = (st.context.url or "").split("?")[0] or "http://localhost:8501/playground"
-        pin = "" if lm.name == BUNDLED else f"&model={urllib.parse.quote(lm.name, safe='')}"
-        st.caption("Share link (copy it with the button on the right). It also picks "
-                   f"{'the bundled model' if not pin else md(lm.name)} for everyone who opens it, so the whole "
-                   "class plays against the same BERT:")
-        st.code(f"{base}?game={code}{pin}", language=None, wrap_lines=True)
+        share_link(lm, sources)
 
 
 def game_over_view(s: game.GameState) -> None:
