@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from apptest_support import wait_for
 from browser_fixtures import ROOT, assert_no_exception, open_page, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -133,9 +134,12 @@ def test_a_teacher_and_three_students_play_two_rounds(browser, class_server, tmp
         if rnd == 1:
             students[1].screenshot(path=str(shots / "class-student-reveal-390x844.png"), full_page=True)
         # the teacher's leaderboard shows every student's total
-        board = main(teacher).locator("[data-testid='stTable']").last.inner_text()
-        for nick, total in zip(NICKS, totals):
-            assert re.search(re.escape(nick) + r"\s+" + str(total), board), board
+        table = main(teacher).locator("[data-testid='stTable']").last
+        rows = [re.escape(nick) + r"\s+" + str(total) + r"\b" for nick, total in zip(NICKS, totals)]
+        try:  # the fragment redraws element by element: wait for the table itself, not just the chart beside it
+            wait_for(lambda: all(re.search(r, table.inner_text()) for r in rows), timeout=60)
+        except AssertionError:
+            raise AssertionError(f"leaderboard never showed {rows}: {table.inner_text()!r}") from None
     s = students[0]
     s.reload(wait_until="domcontentloaded")  # a reload rejoins with the same name and score
     main(s).get_by_text(f"You are {NICKS[0]}").wait_for()

@@ -14,6 +14,7 @@ from bert_core import finetune as ft
 from bert_core import jobs
 from ui import figures_finetune as ffigs, run_view as rv
 from ui.text import md_escape
+from ui.upload_sizes import clamp, slider_steps, split_sizes
 
 TWEETS, UPLOAD = "tweets", "upload"
 QUICK, THREE = "quick", "three"
@@ -89,8 +90,23 @@ def read_upload(data: bytes) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def upload_split(data: bytes, text_col: str, label_col: str, name: str, n_train: int, n_test: int) -> ft.Split:
-    return ft.split(ft.labelled(read_upload(data), text_col, label_col, f"your file {name}"), n_train, n_test)
+def upload_data(data: bytes, text_col: str, label_col: str, name: str) -> ft.LabelledData:
+    return ft.labelled(read_upload(data), text_col, label_col, f"your file {name}")
+
+
+def size_sliders(locked: bool, train_opts: list[int], test_opts: list[int]) -> tuple[int, int]:
+    """The two size sliders on these steps (a kept choice outside them moves to the nearest one below)."""
+    s = st.session_state
+    for key, opts in (("ft_train", train_opts), ("ft_test", test_opts)):
+        if s.get(key) not in opts:
+            s[key] = clamp(s.get(key, opts[-1]), opts)
+    c1, c2 = st.columns(2)
+    c1.select_slider("Training examples", train_opts, key="ft_train", disabled=locked,
+                     help="Drawn at random, keeping the classes' proportions (stratified). With a time budget, "
+                          "the clock decides how many are seen.")
+    c2.select_slider("Held-out examples", test_opts, key="ft_test", disabled=locked,
+                     help="Never trained on: accuracy is measured on these.")
+    return s["ft_train"], s["ft_test"]
 
 
 def data_section(locked: bool) -> ft.Split | None:
@@ -98,14 +114,8 @@ def data_section(locked: bool) -> ft.Split | None:
     src = st.radio("Labelled data", [TWEETS, UPLOAD], key="ft_source", horizontal=True, disabled=locked,
                    format_func={TWEETS: "Tweet sentiment (built in, offline)", UPLOAD: "Upload a CSV"}.get)
     s = st.session_state
-    c1, c2 = st.columns(2)
-    c1.select_slider("Training examples", _options(N_TRAIN, s["ft_train"]), key="ft_train", disabled=locked,
-                     help="Drawn at random, keeping the classes' proportions (stratified). With a time budget, "
-                          "the clock decides how many are seen.")
-    c2.select_slider("Held-out examples", _options(N_TEST, s["ft_test"]), key="ft_test", disabled=locked,
-                     help="Never trained on: accuracy is measured on these.")
-    n_train, n_test = s["ft_train"], s["ft_test"]
     if src == TWEETS:
+        n_train, n_test = size_sliders(locked, _options(N_TRAIN, s["ft_train"]), _options(N_TEST, s["ft_test"]))
         st.select_slider("Which tweets", list(CONFIDENCE), key="ft_conf", format_func=CONFIDENCE.get,
                          disabled=locked, help="Each tweet was labelled by several people; the CSV records how "
                                                "many agreed. Unanimous labels are cleaner but fewer.")
@@ -135,7 +145,11 @@ def data_section(locked: bool) -> ft.Split | None:
                                 disabled=locked)
         label_col = c2.selectbox("Label column", cols, index=cols.index(guess_label), key=f"ft_lc_{up.file_id}",
                                  disabled=locked)
-        sp = upload_split(data, text_col, label_col, up.name, n_train, n_test)
+        d = upload_data(data, text_col, label_col, up.name)
+        sizes = split_sizes(len(d.texts), len(d.names), s.get("ft_test"))
+        n_train, n_test = size_sliders(locked, slider_steps(N_TRAIN, sizes.max_train),
+                                       slider_steps(N_TEST, sizes.max_test))
+        sp = ft.split(d, n_train, n_test)
     except ft.DataError as e:
         st.error(md_escape(str(e)), icon=":material/error:")
         return None
