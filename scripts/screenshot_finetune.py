@@ -15,7 +15,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -41,7 +41,8 @@ def main() -> None:
     os.environ["BERT_LAB_FINETUNE_RUNS"] = str(args.out / "kept")
     from playwright.sync_api import sync_playwright
 
-    from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, app_rerun, open_page, streamlit_server, wait_for_app
+    from browser_fixtures import (CHROMIUM, CHROMIUM_ARGS, app_rerun, local_page, open_page, streamlit_server,
+                                  wait_for_app)
 
     def shot(page, name: str, w: int, h: int, anchor: str | None = None) -> None:
         if anchor:
@@ -65,11 +66,7 @@ def main() -> None:
     with streamlit_server() as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         for w, h in SIZES:
-            ctx = browser.new_context(viewport={"width": w, "height": h})
-            ctx.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost")
-                      else r.abort())
-            page = ctx.new_page()
-            page.set_default_timeout(LONG_S)
+            page = local_page(browser, w, h, LONG_S)
             open_page(page, url, f"finetune?model={quote(model)}", timeout=600)
             main = page.locator("[data-testid='stMain']")
             main.get_by_text("on this machine (measured:").wait_for()
@@ -96,7 +93,7 @@ def main() -> None:
             if page.get_by_text("Held-out accuracy of both runs").count():
                 shot(page, "compare", w, h, "Held-out accuracy of both runs")
             shot(page, "attention", w, h, "4 · Attention before and after fine-tuning")
-            ctx.close()
+            page.context.close()
         browser.close()
 
 

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -58,16 +58,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
-    from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, open_page, streamlit_server, wait_for_app
+    from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, local_page, open_page, streamlit_server, wait_for_app
 
     with streamlit_server() as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         for w, h in SIZES:
-            ctx = browser.new_context(viewport={"width": w, "height": h})
-            ctx.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost")
-                      else r.abort())
-            page = ctx.new_page()
-            page.set_default_timeout(180_000)
+            page = local_page(browser, w, h, 180_000)
             for name in args.only:
                 open_page(page, url, VIEWS[name].format(run=quote(args.compare_run)), timeout=180)
                 if name == "model_view":
@@ -93,7 +89,7 @@ def main() -> None:
                     page.wait_for_timeout(500)
                 page.screenshot(path=str(args.out / f"{name}_{w}x{h}.png"))
                 print("wrote", args.out / f"{name}_{w}x{h}.png", colour_bars(page), flush=True)
-            ctx.close()
+            page.context.close()
         browser.close()
 
 

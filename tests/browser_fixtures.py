@@ -177,3 +177,16 @@ def pick_model(page, folder) -> None:
     box.fill(str(folder))
     with app_rerun(page):
         box.press("Enter")
+
+
+def local_page(browser, width: int, height: int, timeout_ms: float):
+    """A page in a fresh context of ``width`` × ``height`` that reaches only the app's own server (anything else is
+    aborted, as an offline classroom sees it)."""
+    from urllib.parse import urlparse
+
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost")
+              else r.abort())
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    return page
