@@ -256,7 +256,7 @@ class Job:
                 w.prepare(model, objective, tok)
             if w.every:
                 self._snapshot(model, 0)
-        if self.cfg.eval_every:
+        if self.cfg.eval_every or self.cfg.eval_every_s:  # the curve starts at the fresh head, budget or not
             m0 = training.evaluate(model, objective)
             with self._lock:
                 self._evals.append((0, m0))

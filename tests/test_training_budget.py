@@ -157,3 +157,4 @@ def test_the_lab_job_keeps_to_its_time_budget_report_included(still_dir, monkeyp
     assert 20 < v.step < 1000 and isinstance(v.report, ft.FinetuneReport)  # the clock ended it, then the report
     assert clock.t - start <= s.time_budget_s  # preparing, training, evaluations and the report all fit
     assert len(v.evals) >= 4  # evaluated on the clock (every 40 / 8 s), not every 1000 / 8 steps
+    assert v.evals[0][0] == 0  # the curve starts at the fresh head, as the lab's text says
