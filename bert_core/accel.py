@@ -41,7 +41,10 @@ def setup(device: str = "auto") -> str:
 
 
 def teardown() -> None:
+    """Leave together: each rank waits for the others (rank 0 may still be evaluating or saving) before its process
+    group goes, so no rank tears down a group another still uses."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -80,7 +80,9 @@ def test_a_teacher_and_three_students_play_two_rounds(browser, class_server, tmp
     open_page(teacher, class_server, "classroom")
     click(teacher, "Start the class")
     assert_no_exception(teacher)
-    join_url = main(teacher).locator("[data-testid='stCode']").first.inner_text().strip()
+    join = main(teacher).locator("[data-testid='stCode']").filter(has_text=re.compile(r"/join\?class=[A-Z0-9]{6}\s*$"))
+    join.first.wait_for()  # the lobby may still be drawing (the teacher link's code block can come first)
+    join_url = join.first.inner_text().strip()
     code = re.search(r"class=([A-Z0-9]{6})$", join_url).group(1)
     assert join_url == f"{class_server}/join?class={code}"  # bound to 127.0.0.1: the page says only localhost works
     assert main(teacher).get_by_text("Only this computer can open this address").count() == 1
