@@ -133,10 +133,13 @@ _WATCH_RUNS = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     window.__bertlabRuns?.disconnect();
     window.__bertlabRan = false;
-    window.__bertlabRuns = new MutationObserver(() => {
-        if (app.getAttribute("data-test-script-state") !== "notRunning") window.__bertlabRan = true;
+    // each record keeps the state it replaced: a run that starts and ends within one batch is still seen
+    window.__bertlabRuns = new MutationObserver(records => {
+        const states = [...records.map(r => r.oldValue), app.getAttribute("data-test-script-state")];
+        if (states.some(s => s !== "notRunning")) window.__bertlabRan = true;
     });
-    window.__bertlabRuns.observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+    window.__bertlabRuns.observe(app, {attributes: true, attributeOldValue: true,
+                                       attributeFilter: ["data-test-script-state"]});
 }"""
 
 
@@ -167,16 +170,26 @@ def assert_no_exception(page) -> None:
     assert boxes.count() == 0, "exception shown on the page: " + " | ".join(boxes.all_inner_texts())[:2000]
 
 
-def pick_model(page, folder) -> None:
-    """Point this browser session at a local checkpoint through the sidebar's 'Other…' option."""
+def pick_model(page, folder, timeout: float = 60.0) -> None:
+    """Point this browser session at a local checkpoint through the sidebar's 'Other…' option; return once the
+    sidebar's caption names it (waits on what a user sees, not on a rerun being noticed)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.locator("[data-testid='stSelectbox']").first.click()
-    with app_rerun(page):
-        page.get_by_role("option", name="Other hub id or local folder…").click()
+    page.get_by_role("option", name="Other hub id or local folder…").click()
     box = sidebar.locator("input[aria-label='Hub id or folder path']")
+    box.wait_for(timeout=timeout * 1000)
+    wait_for_app(page, timeout)
     box.fill(str(folder))
-    with app_rerun(page):
-        box.press("Enter")
+    box.press("Enter")
+    loaded = sidebar.locator("[data-testid='stCaptionContainer']").filter(has_text=str(folder))
+    try:
+        loaded.first.wait_for(timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        errors = " | ".join(page.locator("[data-testid='stAlert']").all_inner_texts())
+        raise AssertionError(f"the sidebar never named {folder}; alerts: {errors[:1000]}") from None
+    wait_for_app(page, timeout)
 
 
 def local_page(browser, width: int, height: int, timeout_ms: float):
