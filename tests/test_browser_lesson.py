@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from bert_core import game, lesson
-from browser_fixtures import app_rerun, assert_no_exception, open_page
+from browser_fixtures import app_rerun, assert_no_exception, open_page, wait_for_app
 
 pytestmark = pytest.mark.browser
+STEP_TIMEOUT_S = 180.0  # an upper bound only: the test goes on as soon as the step is there
 
 
 def inside_viewport(box: dict, width: int, height: int) -> bool:
@@ -18,17 +19,19 @@ def inside_viewport(box: dict, width: int, height: int) -> bool:
 
 def test_lesson_in_presenter_mode(browser_page, app_server):
     page = browser_page
-    open_page(page, app_server, "lesson?present=1")
+    open_page(page, app_server, "lesson?present=1", timeout=STEP_TIMEOUT_S)
     main = page.locator("[data-testid='stMain']")
     assert page.locator("[data-testid='stSidebar']").is_hidden()  # presenter mode hides the sidebar
     for i, step in enumerate(lesson.STEPS):
+        heading = main.locator("h2").filter(has_text=f"{i + 1}. {step.title}")
+        heading.first.wait_for(timeout=STEP_TIMEOUT_S * 1000)  # each step runs the model live: slow when loaded
+        wait_for_app(page, STEP_TIMEOUT_S)
         assert_no_exception(page)
         assert main.locator("h2").first.inner_text().strip() == f"{i + 1}. {step.title}"
         assert f"step={i + 1}" in page.url
         if i < len(lesson.STEPS) - 1:
-            with app_rerun(page):
-                main.get_by_role("button", name="Next").first.click()
-    with app_rerun(page):
+            main.get_by_role("button", name="Next").first.click()
+    with app_rerun(page, timeout=STEP_TIMEOUT_S):
         main.get_by_role("button", name="Leave presenter mode").click()
     assert page.locator("[data-testid='stSidebar']").is_visible()
 
