@@ -160,3 +160,22 @@ def test_cold_deep_link_runs_inside_the_app_frame(browser_page):
         nav = browser_page.locator("[data-testid='stSidebarNav']").inner_text()
         assert "Attention explorer" in nav and "Pretraining lab" in nav
         assert "app pages" not in nav.lower() and "playground.py" not in nav
+
+
+def test_heatmap_toolbar_leaves_the_title_clear_on_a_phone(browser_page, app_server):
+    context = browser_page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
+                                                       is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_page(page, app_server, "")
+        open_page(page, app_server, "attention")
+        chart = charts(page).first
+        assert chart.locator(".gtitle").text_content() == "Layer 1, head 1 (L1·H1)"
+        chart.tap()  # a phone shows plotly's toolbar on a tap
+        bar, title = chart.locator(".modebar").bounding_box(), chart.locator(".gtitle").bounding_box()
+        assert chart.locator(".modebar-btn").count() == 3  # PNG, zoom, reset
+        assert title["x"] + title["width"] <= bar["x"] or title["y"] >= bar["y"] + bar["height"], (title, bar)
+        assert_no_exception(page)
+    finally:
+        context.close()

@@ -51,7 +51,13 @@ def candidates(current: str) -> list[str]:
 
 def heatmap(container, v: View, a: np.ndarray, tokens, title: str, key: str, zmax: float | None = None) -> None:
     container.plotly_chart(figures.attention_heatmap(a, tokens, title, keep=v.keep, zmax=zmax), key=key,
-                           config={"toImageButtonOptions": {"filename": f"attention_L{v.layer + 1}_H{v.head + 1}"}})
+                           config=heatmap_config(v))
+
+
+def heatmap_config(v: View) -> dict:
+    """Three toolbar buttons (PNG, zoom, reset), not plotly's row of ten: on a phone that row covered the title."""
+    return {"modeBarButtons": [["toImage", "zoom2d", "resetScale2d"]], "displaylogo": False,
+            "toImageButtonOptions": {"filename": f"attention_L{v.layer + 1}_H{v.head + 1}"}}
 
 
 def stats_table(values: dict[str, float], key: str) -> None:
