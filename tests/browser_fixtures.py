@@ -101,13 +101,10 @@ def browser_page(request):
 
     pw = sync_playwright().start()
     browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
     try:
-        yield page
+        with new_page(browser, viewport={"width": 1400, "height": 1000}) as page:
+            yield page
     finally:
-        context.close()
         browser.close()
         pw.stop()
 
@@ -190,6 +187,24 @@ def pick_model(page, folder, timeout: float = 60.0) -> None:
         errors = " | ".join(page.locator("[data-testid='stAlert']").all_inner_texts())
         raise AssertionError(f"the sidebar never named {folder}; alerts: {errors[:1000]}") from None
     wait_for_app(page, timeout)
+
+
+@contextlib.contextmanager
+def new_page(browser, **context_options):
+    """A page in a fresh browser context (60 s default timeout); the context is closed afterwards."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def phone_page(browser_page, width: int = 390, height: int = 844):
+    """``with phone_page(browser_page) as page``: a touch-screen page of a phone's size beside ``browser_page``."""
+    return new_page(browser_page.context.browser, viewport={"width": width, "height": height}, has_touch=True,
+                    is_mobile=True)
 
 
 def local_page(browser, width: int, height: int, timeout_ms: float):

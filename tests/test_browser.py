@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from browser_fixtures import app_rerun, assert_no_exception, open_page, streamlit_server
+from browser_fixtures import app_rerun, assert_no_exception, open_page, phone_page, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -163,11 +163,7 @@ def test_cold_deep_link_runs_inside_the_app_frame(browser_page):
 
 
 def test_heatmap_toolbar_leaves_the_title_clear_on_a_phone(browser_page, app_server):
-    context = browser_page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
-                                                       is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    try:
+    with phone_page(browser_page) as page:
         open_page(page, app_server, "")
         open_page(page, app_server, "attention")
         chart = charts(page).first
@@ -177,5 +173,3 @@ def test_heatmap_toolbar_leaves_the_title_clear_on_a_phone(browser_page, app_ser
         assert chart.locator(".modebar-btn").count() == 3  # PNG, zoom, reset
         assert title["x"] + title["width"] <= bar["x"] or title["y"] >= bar["y"] + bar["height"], (title, bar)
         assert_no_exception(page)
-    finally:
-        context.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bert_core import game, lesson
-from browser_fixtures import app_rerun, assert_no_exception, open_page, wait_for_app
+from browser_fixtures import app_rerun, assert_no_exception, open_page, phone_page, wait_for_app
 
 pytestmark = pytest.mark.browser
 STEP_TIMEOUT_S = 180.0  # an upper bound only: the test goes on as soon as the step is there
@@ -37,11 +37,7 @@ def test_lesson_in_presenter_mode(browser_page, app_server):
 
 
 def test_game_question_on_the_first_phone_screen(browser_page, app_server):
-    context = browser_page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
-                                                       is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    try:
+    with phone_page(browser_page) as page:
         sentences = ["the {cat} sat on the mat .", "paris is the capital of {france} ."]
         open_page(page, app_server, "")
         open_page(page, app_server, f"playground?game={game.encode_set(sentences)}")
@@ -57,5 +53,3 @@ def test_game_question_on_the_first_phone_screen(browser_page, app_server):
             guess.press("Enter")
         assert_no_exception(page)
         assert main.get_by_text("You guessed dog").count() >= 1
-    finally:
-        context.close()
