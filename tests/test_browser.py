@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from browser_fixtures import app_rerun, assert_no_exception, open_page, phone_page, streamlit_server
+from browser_fixtures import app_rerun, assert_no_exception, open_page, phone_page, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,12 +45,15 @@ def click_tab(page, name: str) -> None:
 def test_every_page_opens_without_an_exception(browser_page, app_server, path):
     page = browser_page
     open_page(page, app_server, path)
-    assert_no_exception(page)
+    # each expect retries until it holds (a loaded machine may still be drawing the page), then fails with its value
     if PAGES[path]:
-        assert PAGES[path] in page.locator("h1").first.inner_text()
+        expect(page.locator("h1").first).to_contain_text(PAGES[path], timeout=60_000)
     # the app's frame is there: our navigation and the model picker
-    assert page.locator("[data-testid='stSidebarNav']").get_by_text("Attention explorer").count() == 1
-    assert page.get_by_text("Checkpoint").count() >= 1
+    expect(page.locator("[data-testid='stSidebarNav']").get_by_text("Attention explorer")).to_have_count(
+        1, timeout=60_000)
+    expect(page.get_by_text("Checkpoint").first).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
 
 
 def test_attention_explorer(browser_page, app_server):

@@ -9,6 +9,7 @@ import re
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
+from playwright.sync_api import expect
 from browser_fixtures import app_rerun, assert_no_exception, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -83,8 +84,8 @@ def test_line_views_render_offline_and_a_click_focuses(offline_page, app_server)
 def test_shared_url_restores_the_view(browser_page, app_server):
     page = browser_page
     open_page(page, app_server, "attention?text=" + quote("Dogs <b>bark</b> 😀") + "&layer=3&head=4&tab=grid")
+    expect(page.get_by_label("Sentence A")).to_have_value("Dogs <b>bark</b> 😀", timeout=60_000)
     assert_no_exception(page)
-    assert page.get_by_label("Sentence A").input_value() == "Dogs <b>bark</b> 😀"
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                            ".some(t => t.textContent === 'Layer 4, head 5 (L4·H5)')", timeout=30_000)
     assert page.get_by_role("tab", name=re.compile("All layers")).get_attribute("aria-selected") == "true"
