@@ -36,6 +36,11 @@ class Budget:
         usable = max(1e-9, self.cfg.time_budget_s - self.reserve_s())
         return min(1.0, (self.clock() - self.started) / usable)
 
+    def guessing_eval(self) -> bool:
+        """The evaluation's cost is still a guess from the step time (a slow first step inflates it): before that
+        guess ends a run, ``train`` times a real evaluation of the in-run sample."""
+        return self.on and self.per_item_s is None and self.eval_items > 0
+
     def room_for_step(self) -> bool:
         return self.clock() - self.started + self.step_s + self.reserve_s() <= self.cfg.time_budget_s
 

@@ -198,11 +198,13 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
         budget.timed_step(clock() - s0)
         elapsed = time.perf_counter() - t0
         result.steps = step + 1
+        metrics = None
+        if rank == 0 and budget.guessing_eval() and not budget.room_for_step():  # time the evaluation, don't guess
+            metrics, last_eval = timed_evaluate(), clock()
         (last,) = accel.agree(float(step + 1 == cfg.max_steps or budget.on and not budget.room_for_step()))
         due = cfg.eval_every and (step + 1) % cfg.eval_every == 0 or \
             budget.on and cfg.eval_every_s and clock() - last_eval >= cfg.eval_every_s
-        metrics = None
-        if rank == 0 and (last or due):
+        if rank == 0 and (last or due) and metrics is None:
             metrics, last_eval = timed_evaluate(), clock()
         ev = StepEvent(step=step + 1, max_steps=cfg.max_steps, loss=total, lr=lr,
                        samples_per_s=result.steps * cfg.batch_size * cfg.grad_accum * world / max(elapsed, 1e-9),

@@ -73,6 +73,35 @@ def test_a_time_budget_ends_the_run_with_its_final_evaluation_inside_the_budget(
     assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < 0.1e-3  # the schedule followed the clock down
 
 
+def test_a_slow_first_step_does_not_end_the_run_on_a_guessed_evaluation_cost(still_dir):
+    """The first step is slow (a cold start); before any evaluation, its time alone would predict a final evaluation
+    too long for the budget. The run times a real evaluation instead, finds it cheap, and goes on."""
+    model, obj = classifier(still_dir)
+    clock = StepClock()
+    loss, predict = obj.loss, obj.predict
+    calls = []
+
+    def timed_loss(m, b):
+        calls.append(1)
+        clock.t += 10.0 if len(calls) == 1 else 0.5
+        return loss(m, b)
+
+    def timed_predict(m, texts):
+        clock.t += 0.01 * len(texts)
+        return predict(m, texts)
+
+    obj.loss, obj.predict = timed_loss, timed_predict
+    cfg = TrainConfig(max_steps=1000, batch_size=8, lr=1e-3, time_budget_s=30.0, final_eval_items=40, device="cpu")
+    # the guess after step 1: 10 s / 8 texts / 3 per text, for 48 texts, x1.2 = 24 s: no room for a second step
+    events = []
+    result = train(model, obj, cfg, callback=events.append, clock=clock, started=clock())
+    timed_predict(model, [t for t, _ in ROWS[:40]])
+    assert result.steps > 20  # ~19 s of 0.5 s steps after the first
+    assert clock.t - 100.0 <= cfg.time_budget_s
+    assert events[0].metrics and "accuracy" in events[0].metrics  # the timed evaluation is a point of the curve
+    assert events[-1].done and events[-1].metrics
+
+
 def test_without_a_budget_the_clock_changes_nothing(still_dir):
     model, obj = classifier(still_dir)
     result = train(model, obj, TrainConfig(max_steps=5, batch_size=8, device="cpu"), clock=lambda: 0.0)
