@@ -70,8 +70,8 @@ class RunRecord:
         """How a picker names the run: 'run 3 · 91.2% · every weight, LR 8e-05'."""
         s = self.settings
         what = "head only" if s.get("mode") == "head" else "every weight"
-        return (f"{self.title} · {self.accuracy:.1%} · {len(self.names)} classes, {what}, LR {s.get('lr', 0):.0e}, "
-                f"{time.strftime('%H:%M', time.localtime(self.created))}")
+        return (f"{self.title} · {self.accuracy:.1%} · {len(self.names)} classes, {what}, "
+                f"LR {lr_text(s.get('lr', 0))}, {time.strftime('%H:%M', time.localtime(self.created))}")
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -178,8 +178,13 @@ def record_of(run_id: str, view, settings, split, base: str, dropped: str = "") 
         n_train=len(split.train), n_test=len(split.test), curves=curves, dropped=dropped)
 
 
+def lr_text(lr: float) -> str:
+    """A learning rate as the lab writes it: 8e-05, 1.5e-04 (one form everywhere, exact to two digits)."""
+    return f"{lr:.1e}".replace(".0e", "e")
+
+
 SETTING_ROWS = (("what learns", "mode", lambda v: "head only" if v == "head" else "every weight"),
-                ("peak learning rate", "lr", lambda v: f"{v:.0e}"),
+                ("peak learning rate", "lr", lr_text),
                 ("warm-up", "warmup_ratio", lambda v: f"{v:.0%} of the steps"),
                 ("after warm-up", "schedule", str), ("batch size", "batch_size", str),
                 ("longest input", "max_len", lambda v: f"{v} tokens"), ("pooling", "pooling", str),

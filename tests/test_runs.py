@@ -82,5 +82,6 @@ def test_two_runs_compare_row_by_row():
     assert rows["warm-up"] == ("10% of the steps", "0% of the steps")
     assert rows["what learns"] == ("every weight", "head only")
     assert rows["peak learning rate"] == ("5e-05", "1e-03")
+    assert runs.lr_text(1.5e-4) == "1.5e-04" and runs.lr_text(8e-5) == "8e-05"  # the recipe's LR is not rounded
     assert rows["time budget"] == ("120 s", "120 s")
     assert rows["training / held-out examples"] == ("2,000 / 100", "2,000 / 100")

@@ -70,7 +70,7 @@ def kept_runs() -> list[runs.RunRecord]:
         "run": [r.title for r in rs], "when": [_when(r.created) for r in rs],
         "classes": [", ".join(r.names) for r in rs],
         "what learns": [runs.SETTING_ROWS[0][2](r.settings.get("mode")) for r in rs],
-        "LR": [f"{r.settings.get('lr', 0):.0e}" for r in rs], "accuracy": [100 * r.accuracy for r in rs],
+        "LR": [runs.lr_text(r.settings.get('lr', 0)) for r in rs], "accuracy": [100 * r.accuracy for r in rs],
         "macro F1": [100 * r.macro_f1 for r in rs], "steps": [r.steps for r in rs], "status": [r.status for r in rs]}),
         hide_index=True, key="ft_runs_table",
         column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in ("accuracy", "macro F1")})

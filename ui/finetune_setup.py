@@ -12,6 +12,7 @@ import streamlit as st
 from bert_core import estimate as est
 from bert_core import finetune as ft
 from bert_core import jobs
+from bert_core.runs import lr_text
 from ui import figures_finetune as ffigs, run_view as rv
 from ui.text import md_escape
 from ui.upload_sizes import clamp, slider_steps, split_sizes
@@ -22,7 +23,7 @@ TASKS = {QUICK: "Quick demo: negative vs positive (about 2 min)", THREE: "Three 
 THREE_BUDGET_S = 300.0  # three classes need longer for a clear result
 STEPS = [10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000]
 BATCHES = [4, 8, 16, 32, 64]
-LRS = [1e-5, 2e-5, 3e-5, 5e-5, 8e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+LRS = [1e-5, 2e-5, 3e-5, 5e-5, 8e-5, 1e-4, 1.5e-4, 3e-4, 1e-3, 3e-3]
 N_TRAIN = [100, 200, 500, 1000, 2000, 5000, 10000, 30000, 100000]
 N_TEST = [100, 200, 300, 500, 1000, 2000]
 BUDGETS = [0.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0]
@@ -197,7 +198,7 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
                      help="With a time budget, the most steps: the clock decides when to stop.")
     c1.select_slider("Batch size", BATCHES, key="ft_batch", disabled=locked)
     c2.select_slider("Peak learning rate", _options(LRS, s["ft_lr"]), key="ft_lr", disabled=locked,
-                     format_func=lambda v: f"{v:.0e}")
+                     format_func=lr_text)
     c2.slider("Warm-up (share of the run)", 0.0, 0.5, step=0.02, key="ft_warmup", disabled=locked)
     c2.radio("Sentence vector", list(POOL_LABELS), key="ft_pool", disabled=locked, format_func=POOL_LABELS.get,
              help="What the classifier reads: BERT's [CLS] vector (through the pooler), or the average of every "
