@@ -330,7 +330,7 @@ def report(data: Split, probs: np.ndarray, cls_before: np.ndarray | None = None,
 
 # --- the lab's job ----------------------------------------------------------------------------------------------
 
-DEFAULT_LR = {FULL: 1.5e-4, HEAD: 1e-3}  # BENCHMARKS.md "LR sweep"; a fresh head on a frozen encoder takes bigger steps
+DEFAULT_LR = {FULL: 1.5e-4, HEAD: 1e-3}  # BENCHMARKS.md: learning-rate sweep; a fresh head takes bigger steps
 RECIPE_MODEL = "bundled"  # the encoder the recipe starts from (BENCHMARKS.md: fine-tuning recipe)
 BINARY = ("negative", "positive")
 
