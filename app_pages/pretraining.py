@@ -17,6 +17,7 @@ import torch
 from bert_core import jobs, pretraining, stats
 from bert_core.model import Bert, BertConfig
 from bert_core.pretraining import CONTINUE, DEFAULT_LR, SCRATCH
+from bert_core.runs import lr_text
 from ui import figures_training as figs
 from ui import pretraining_notes as notes, run_view as rv
 from ui.state import current_model
@@ -97,7 +98,7 @@ def settings_form(lm, locked: bool) -> pretraining.LabSettings:
         st.select_slider("Sequence length (tokens)", [32, 64, 128], key="pt_seq", disabled=locked,
                          help="Short texts are packed together, separated by [SEP], up to this length.")
     with c2:
-        st.select_slider("Peak learning rate", LRS, key="pt_lr", disabled=locked, format_func=lambda v: f"{v:.0e}")
+        st.select_slider("Peak learning rate", LRS, key="pt_lr", disabled=locked, format_func=lr_text)
         st.slider("Warm-up (share of the steps)", 0.0, 0.5, step=0.02, key="pt_warmup", disabled=locked)
         st.radio("After warm-up", ["linear", "cosine", "constant"], key="pt_schedule", horizontal=True, disabled=locked)
     with c3:
@@ -119,7 +120,7 @@ def settings_form(lm, locked: bool) -> pretraining.LabSettings:
 def explanations(s: pretraining.LabSettings, vocab: int) -> None:
     right, warmup = rv.schedule_preview(s, "pt", "Learning-rate schedule of this run")
     after = "stays there" if s.schedule == "constant" else f"decays to 0 ({s.schedule})"
-    right.markdown(rv.lab_text("pretraining_warmup", lr=s.lr, warmup=warmup, steps="step" if warmup == 1 else "steps",
+    right.markdown(rv.lab_text("pretraining_warmup", lr=lr_text(s.lr), warmup=warmup, steps="step" if warmup == 1 else "steps",
                                after=after))
     tokens = s.batch_size * s.seq_len
     with st.expander("What these knobs do (with this model's numbers)", expanded=False):

@@ -179,7 +179,7 @@ def record_of(run_id: str, view, settings, split, base: str, dropped: str = "") 
 
 
 def lr_text(lr: float) -> str:
-    """A learning rate as the lab writes it: 8e-05, 1.5e-04 (one form everywhere, exact to two digits)."""
+    """A learning rate as the lab writes it: 8e-05, 1.5e-04 (one form in both labs, exact to two digits)."""
     return f"{lr:.1e}".replace(".0e", "e")
 
 

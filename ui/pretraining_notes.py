@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bert_core.loading import BUNDLED, BUNDLED_MLM_DIR
 from bert_core.pretraining import CONTINUE
+from bert_core.runs import lr_text
 
 
 def trained_steps(card: dict | None) -> int | None:
@@ -40,7 +41,7 @@ def accuracy_note(evals: Sequence[tuple[int, dict[str, float]]], lr: float, card
     steps = trained_steps(card)
     if steps:
         note += (f" This model was already trained on this same corpus for {steps:,} steps, until it stopped "
-                 f"improving: a few hundred more steps at a peak learning rate of {lr:.0e} cannot teach it much and "
+                 f"improving: a few hundred more steps at a peak learning rate of {lr_text(lr)} cannot teach it much and "
                  "mostly shake its weights, so top-1 can dip and the held-out loss rise a little"
                  + (" (a peak of 1e-05 keeps it where it is)." if lr > 1e-5 else ".") +
                  " Continued pretraining pays off on *new* text (another domain); to watch a model learn, pretrain a "
