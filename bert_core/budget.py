@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 class Budget:
     """The clock of a run with a time budget (``cfg.time_budget_s`` > 0): the share of it done, for the schedule, and
     whether one more step still fits before the final evaluation must start. That evaluation (``final_eval_items``
-    examples plus the in-run sample) is timed from the evaluations seen so far, or, before any, at a third of a
-    training step's cost per example. ``clock`` is injectable, so tests need no wall time."""
+    examples, plus the in-run sample unless ``eval_at_end`` is off) is timed from the evaluations seen so far, or,
+    before any, at a third of a training step's cost per example. ``clock`` is injectable: tests need no wall time."""
 
     def __init__(self, cfg: TrainConfig, clock: Callable[[], float], started: float, eval_items: int = 0):
         self.cfg, self.clock, self.started, self.eval_items = cfg, clock, started, eval_items
@@ -29,7 +29,8 @@ class Budget:
         """Seconds kept for what comes after the last step: the evaluations, plus a margin."""
         per_item = self.per_item_s if self.per_item_s is not None else \
             self.step_s / max(1, self.cfg.batch_size * self.cfg.grad_accum) / 3
-        return 1.2 * per_item * (self.cfg.final_eval_items + self.eval_items) + 0.02 * self.cfg.time_budget_s
+        items = self.cfg.final_eval_items + (self.eval_items if self.cfg.eval_at_end else 0)
+        return 1.2 * per_item * items + 0.02 * self.cfg.time_budget_s
 
     def done(self) -> float:
         """Share of the training time used (0..1)."""

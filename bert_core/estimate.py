@@ -4,8 +4,8 @@
     speed = speed_soon(lm, settings, split)          # the same in a background thread: None until it is done
     est = estimate(settings, speed, n_test)          # seconds for the steps, the evaluations and the report
 
-``SPEEDS`` keeps each (model, device, batch size, length, mode, pooling, precision) measurement for the process,
-so changing the learning rate or the steps does not measure again. No Streamlit here.
+``SPEEDS`` keeps each (model, device, batch size, length, mode, pooling, precision, dropout) measurement for the
+process, so changing the learning rate or the steps does not measure again. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Estimate:
 
 def speed_key(lm, s) -> tuple:
     return (lm.name, str(lm.device), s.batch_size, s.max_len, s.mode, getattr(s, "pooling", "cls"),
-            s.mixed_precision)
+            s.mixed_precision, getattr(s, "dropout", None))
 
 
 def measure_model(model, objective, batch_size: int, mixed_precision: str = "no", eval_texts=()) -> Speed:

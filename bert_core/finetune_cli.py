@@ -32,6 +32,13 @@ def log(*parts) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+def dropout_p(text: str) -> float:
+    p = float(text)
+    if not 0.0 <= p < 1.0:
+        raise argparse.ArgumentTypeError(f"dropout must be at least 0 and below 1, not {text}")
+    return p
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     d = ft.FULL_RECIPE
     ap = argparse.ArgumentParser(prog="python -m bert_core.finetune", description=__doc__,
@@ -56,6 +63,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                     ", ".join(f"{v:g} with --mode {k}" for k, v in ft.DEFAULT_LR.items()) + ")")
     ap.add_argument("--warmup", type=float, default=d.warmup_ratio, help="share of the run warming up")
     ap.add_argument("--max-len", type=int, default=d.max_len)
+    ap.add_argument("--dropout", type=dropout_p, default=d.dropout, help="every dropout layer while training "
+                    "(BERT's is 0.1; the recipe's short runs do best without)")
     ap.add_argument("--precision", choices=["auto", "no", "bf16"], default=d.mixed_precision,
                     help="autocast; auto: bf16 on CUDA and on CPUs with bf16 instructions")
     ap.add_argument("--bucket", type=int, default=BUCKET,
@@ -73,6 +82,7 @@ def settings(args: argparse.Namespace) -> ft.FinetuneSettings:
     return replace(ft.FULL_RECIPE, mode=args.mode, pooling=args.pooling, n_train=args.train, n_test=args.test,
                    time_budget_s=args.time_budget, steps=steps, batch_size=args.batch_size, warmup_ratio=args.warmup,
                    lr=ft.DEFAULT_LR[args.mode] if args.lr is None else args.lr, max_len=args.max_len, seed=args.seed,
+                   dropout=args.dropout,
                    labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()),
                    mixed_precision=args.precision)
 
@@ -129,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = str(pick_device("auto"))
     model, objective, tok = ft.prepare(lm, s, sp)
     objective.bucket = args.bucket
-    cfg = replace(s.train_config(device), final_eval_items=len(sp.test))
+    # the whole held-out set is scored after training: no sample evaluation at the last step
+    cfg = replace(s.train_config(device), final_eval_items=len(sp.test), eval_at_end=False)
     if s.time_budget_s > 0:
         cfg = replace(cfg, eval_every_s=s.time_budget_s / max(1, args.evaluations) if args.evaluations else 0.0)
     else:
@@ -175,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "samples_per_s": round(ev.samples_per_s, 1) if ev else 0.0, "n_train": len(sp.train),
                       "n_test": len(sp.test), "classes": list(sp.names), "model": args.model, "pooling": s.pooling,
                       "lr": s.lr, "batch_size": s.batch_size, "max_len": s.max_len, "warmup": s.warmup_ratio,
-                      "precision": precision(cfg, device), "time_budget_s": s.time_budget_s, "device": device,
-                      "processes": accel.world(), "gpu_memory_mb": ev.gpu_memory_mb if ev else None,
+                      "dropout": s.dropout, "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
+                      "device": device, "processes": accel.world(), "gpu_memory_mb": ev.gpu_memory_mb if ev else None,
                       "notes": notes}), flush=True)
     accel.teardown()
     return 0

@@ -188,6 +188,7 @@ SETTING_ROWS = (("what learns", "mode", lambda v: "head only" if v == "head" els
                 ("warm-up", "warmup_ratio", lambda v: f"{v:.0%} of the steps"),
                 ("after warm-up", "schedule", str), ("batch size", "batch_size", str),
                 ("longest input", "max_len", lambda v: f"{v} tokens"), ("pooling", "pooling", str),
+                ("dropout", "dropout", lambda v: f"{v:g}"),
                 ("time budget", "time_budget_s", lambda v: f"{v:.0f} s" if v else "off (steps)"))
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     time_budget_s: float = 0.0  # >0: everything (the final evaluation too) ends within it; the schedule follows it
     eval_every_s: float = 0.0  # with a time budget: evaluate every this many seconds (0 = only at the end)
     final_eval_items: int = 0  # examples the caller scores after training: their time is kept out of the budget
+    eval_at_end: bool = True  # evaluate at the last step (False: the caller's own final evaluation replaces it)
 
 
 @dataclass
@@ -204,7 +205,7 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
         (last,) = accel.agree(float(step + 1 == cfg.max_steps or budget.on and not budget.room_for_step()))
         due = cfg.eval_every and (step + 1) % cfg.eval_every == 0 or \
             budget.on and cfg.eval_every_s and clock() - last_eval >= cfg.eval_every_s
-        if rank == 0 and (last or due) and metrics is None:
+        if rank == 0 and (last and cfg.eval_at_end or due) and metrics is None:
             metrics, last_eval = timed_evaluate(), clock()
         ev = StepEvent(step=step + 1, max_steps=cfg.max_steps, loss=total, lr=lr,
                        samples_per_s=result.steps * cfg.batch_size * cfg.grad_accum * world / max(elapsed, 1e-9),

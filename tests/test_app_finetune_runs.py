@@ -109,7 +109,7 @@ def test_two_kept_runs_compare_side_by_side_and_survive_a_new_session(tiny_dir):
     at = open_lab(tiny_dir)
     common = {"ft_budget": 0.0, "ft_train": 100, "ft_test": 100, "ft_len": 32, "ft_batch": 16, "ft_lr": 3e-3}
     a = run_to_end(at, **common, ft_steps=20, ft_warmup=0.2)
-    b = run_to_end(at, **common, ft_steps=10, ft_warmup=0.0)
+    b = run_to_end(at, **common, ft_steps=10, ft_warmup=0.0, ft_dropout=0.0)
     at = open_lab(tiny_dir)  # a new session (as after a reload): the runs are on disk
     rs = finetune_runs.store().runs()
     assert [r.title for r in rs] == [f"run {b.id}", f"run {a.id}"]
@@ -120,6 +120,7 @@ def test_two_kept_runs_compare_side_by_side_and_survive_a_new_session(tiny_dir):
     cmp = at.table[0].value
     rows = {what: (row[f"A: run {a.id}"], row[f"B: run {b.id}"]) for what, row in cmp.iterrows()}
     assert rows["warm-up"] == ("20% of the steps", "0% of the steps")
+    assert rows["dropout"] == ("0.1", "0")
     assert rows["steps"] == ("20 (done)", "10 (done)")
     assert rows["accuracy"] == (f"{rs[1].accuracy:.1%}", f"{rs[0].accuracy:.1%}")
     acc = chart(at, "Held-out accuracy of both runs")["data"]

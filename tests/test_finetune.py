@@ -106,6 +106,31 @@ def test_head_mode_freezes_the_encoder_and_keeps_its_weights(tiny_dir):
     assert not any(p.requires_grad for p in lm.model.parameters())  # the shared model is untouched
 
 
+def test_dropout_is_a_setting_of_the_copy_and_off_means_off(tiny_dir):
+    lm = load_model(str(tiny_dir))
+    assert lm.config.hidden_dropout_prob == 0.1
+    ids = torch.tensor([[2, 5, 6, 7, 3]])
+
+    def two_training_passes(model):
+        model.train()
+        with torch.no_grad():
+            return [model(ids).cls_logits for _ in range(2)]
+
+    off = ft.classifier_model(lm.model, ["a", "b"], dropout=0.0)
+    assert off.config.hidden_dropout_prob == off.config.attention_probs_dropout_prob == 0.0
+    a, b = two_training_passes(off)
+    assert torch.equal(a, b)  # nothing random left in a training forward pass
+    on = ft.classifier_model(lm.model, ["a", "b"], dropout=0.3)
+    assert on.config.attention_probs_dropout_prob == 0.3
+    assert {m.p for m in on.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    a, b = two_training_passes(on)
+    assert not torch.equal(a, b)
+    assert ft.classifier_model(lm.model, ["a", "b"]).config.hidden_dropout_prob == 0.1  # None: the base model's
+    assert lm.config.hidden_dropout_prob == 0.1  # the shared model's config is untouched
+    with pytest.raises(ValueError, match="dropout"):
+        ft.classifier_model(lm.model, ["a", "b"], dropout=1.0)
+
+
 def test_report_matches_scikit_learn_by_hand():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.4, 0.6]])
     gold = [0, 1, 1, 1, 0]

@@ -79,11 +79,20 @@ def test_the_cli_takes_its_defaults_from_the_recipe():
     a = finetune_cli.parse([])
     s = finetune_cli.settings(a)
     r = ft.FULL_RECIPE
-    assert (s.pooling, s.batch_size, s.lr, s.max_len, s.warmup_ratio, s.n_test, s.mixed_precision) == \
-           (r.pooling, r.batch_size, r.lr, r.max_len, r.warmup_ratio, r.n_test, r.mixed_precision)
+    assert (s.pooling, s.batch_size, s.lr, s.max_len, s.warmup_ratio, s.n_test, s.mixed_precision, s.dropout) == \
+           (r.pooling, r.batch_size, r.lr, r.max_len, r.warmup_ratio, r.n_test, r.mixed_precision, r.dropout)
     assert a.model == ft.RECIPE_MODEL and s.steps == 400 and s.time_budget_s == 0
     b = finetune_cli.settings(finetune_cli.parse(["--time-budget", "120", "--labels", "negative,positive"]))
     assert b.time_budget_s == 120 and b.labels == ft.BINARY and b.steps == r.steps  # the clock decides
+    assert finetune_cli.settings(finetune_cli.parse(["--dropout", "0"])).dropout == 0.0
+
+
+def test_a_dropout_outside_zero_to_one_is_refused_with_a_message(capsys):
+    for bad in ("1", "-0.1", "lots"):
+        with pytest.raises(SystemExit) as e:
+            finetune_cli.parse(["--dropout", bad])
+        assert e.value.code == 2
+        assert "argument --dropout" in capsys.readouterr().err
 
 
 def torchrun(module: str, args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:

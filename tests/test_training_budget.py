@@ -43,8 +43,10 @@ class StepClock:
         return self.t
 
 
-def test_a_time_budget_ends_the_run_with_its_final_evaluation_inside_the_budget(still_dir):
-    model, obj = classifier(still_dir)
+def budget_run(folder, **cfg_kw):
+    """A 30 s budget on the fake clock (0.5 s a step, 0.05 s an evaluated text), then the caller's 40-text final
+    evaluation: (result, events, seconds used)."""
+    model, obj = classifier(folder)
     clock = StepClock()
     loss, predict = obj.loss, obj.predict
 
@@ -57,20 +59,35 @@ def test_a_time_budget_ends_the_run_with_its_final_evaluation_inside_the_budget(
         return predict(m, texts)
 
     obj.loss, obj.predict = timed_loss, timed_predict
-    final_items = 40  # what the caller scores after training (e.g. the CLI's whole held-out set): 2 s here
     cfg = TrainConfig(max_steps=1000, batch_size=8, lr=1e-3, time_budget_s=30.0, eval_every_s=10.0,
-                      final_eval_items=final_items, device="cpu")
+                      final_eval_items=40, device="cpu", **cfg_kw)
     events = []
     result = train(model, obj, cfg, callback=events.append, clock=clock, started=clock())
-    timed_predict(model, [t for t, _ in ROWS[:final_items]])  # the caller's final evaluation
-    used = clock.t - 100.0
-    assert 20 <= result.steps < 60 and result.steps < cfg.max_steps  # the clock, not the step cap, ended it
-    assert used <= cfg.time_budget_s  # training, in-run evaluations and the final evaluation all fit
-    assert used > 0.8 * cfg.time_budget_s  # and the budget was used, not wasted
+    timed_predict(model, [t for t, _ in ROWS[:40]])
+    return result, events, clock.t - 100.0
+
+
+def test_a_time_budget_ends_the_run_with_its_final_evaluation_inside_the_budget(still_dir):
+    result, events, used = budget_run(still_dir)  # the caller's final evaluation of 40 texts costs 2 s here
+    assert 20 <= result.steps < 60 and result.steps < 1000  # the clock, not the step cap, ended it
+    assert used <= 30.0  # training, in-run evaluations and the final evaluation all fit
+    assert used > 0.8 * 30.0  # and the budget was used, not wasted
     assert events[-1].done and events[-1].metrics and "accuracy" in events[-1].metrics  # the last step evaluated
     assert 2 <= sum(1 for e in events if e.metrics) <= 4  # every 10 s of the clock, and at the end
     lrs = [e.lr for e in events]
     assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < 0.1e-3  # the schedule followed the clock down
+
+
+def test_without_the_last_sample_evaluation_the_saved_time_goes_to_training(still_dir):
+    """The CLI scores the whole held-out set after training, so it turns off the sample evaluation at the last step
+    (``eval_at_end``): the budget no longer keeps time for it, and the run trains longer, still within the budget."""
+    with_end, events_a, used_a = budget_run(still_dir)
+    without, events_b, used_b = budget_run(still_dir, eval_at_end=False)
+    assert events_a[-1].done and events_a[-1].metrics  # the lab's default: the last step evaluates
+    assert events_b[-1].done and events_b[-1].metrics is None
+    # the 16-text sample costs 0.8 s, kept at 1.2x: about two more 0.5 s steps
+    assert without.steps - with_end.steps in (1, 2, 3)
+    assert used_a <= 30.0 and used_b <= 30.0
 
 
 def test_a_slow_first_step_does_not_end_the_run_on_a_guessed_evaluation_cost(still_dir):
