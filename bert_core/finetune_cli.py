@@ -64,7 +64,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=d.warmup_ratio, help="share of the run warming up")
     ap.add_argument("--max-len", type=int, default=d.max_len)
     ap.add_argument("--dropout", type=dropout_p, default=d.dropout, help="every dropout layer while training "
-                    "(BERT's is 0.1; the recipe's short runs do best without)")
+                    "(BERT's 0.1, the recipe's; BENCHMARKS.md compares 0)")
     ap.add_argument("--precision", choices=["auto", "no", "bf16"], default=d.mixed_precision,
                     help="autocast; auto: bf16 on CUDA and on CPUs with bf16 instructions")
     ap.add_argument("--bucket", type=int, default=BUCKET,
