@@ -46,10 +46,11 @@ class ClassificationObjective:
         if self.bucket <= 1:  # plain random batches
             for chosen in epochs_of_indices(n, batch_size, rng):
                 yield self._collate([self.train_set[i] for i in chosen])
-        length = self.lengths([t for t, _ in self.train_set])
         window = epochs_of_indices(n, batch_size * self.bucket, rng)
-        while True:
-            chosen = sorted(next(window), key=lambda i: length[i])
+        while True:  # lengths window by window: a short run tokenizes only what it trains on
+            chosen = next(window)
+            length = self.lengths([self.train_set[i][0] for i in chosen])
+            chosen = [chosen[j] for j in np.argsort(length, kind="stable")]
             groups = [chosen[i:i + batch_size] for i in range(0, len(chosen), batch_size)]
             rng.shuffle(groups)
             for g in groups:

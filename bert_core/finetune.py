@@ -56,13 +56,13 @@ def sentiment_csv_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def load_sentiment() -> pd.DataFrame:
-    """Columns text, label (negative / neutral / positive), confidence; HTML entities unescaped, duplicates
-    removed. Profane tweets are still in: ``sentiment_data`` leaves them out."""
-    from .corpus import tidy_tweet
+    """Columns text, label (negative / neutral / positive), confidence; HTML entities unescaped, links as
+    ``[link]``, duplicates removed. Profane tweets are still in: ``sentiment_data`` leaves them out."""
+    from .corpus import links_as_words, tidy_tweet
 
     df = pd.read_csv(sentiment_csv_path(), encoding_errors="replace", dtype={"text": str, "sentiment": str})
     df = df.rename(columns={"sentiment": "label"}).dropna(subset=["text", "label"])
-    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet)
+    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet).map(links_as_words)
     return df[df["text"] != ""].drop_duplicates("text").reset_index(drop=True)
 
 

@@ -69,7 +69,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="autocast; auto: bf16 on CUDA and on CPUs with bf16 instructions")
     ap.add_argument("--bucket", type=int, default=BUCKET,
                     help="batches sorted by length together (fewer pad tokens); 1: plain random batches")
-    ap.add_argument("--evaluations", type=int, default=4, help="held-out samples scored during training")
+    ap.add_argument("--evaluations", type=int, help="held-out samples scored during training (default: one a "
+                    "minute of --time-budget, 1 to 4; 4 with --steps)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--out", type=Path, help="save the fine-tuned model here (a Hugging Face folder)")
@@ -85,6 +86,13 @@ def settings(args: argparse.Namespace) -> ft.FinetuneSettings:
                    dropout=args.dropout,
                    labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()),
                    mixed_precision=args.precision)
+
+
+def evaluations(args: argparse.Namespace, s: ft.FinetuneSettings) -> int:
+    """In-run sample evaluations: each costs what ~2 training steps cost, so a short budget has fewer."""
+    if args.evaluations is not None:
+        return args.evaluations
+    return min(4, max(1, round(s.time_budget_s / 60))) if s.time_budget_s > 0 else 4
 
 
 def load(args: argparse.Namespace, s: ft.FinetuneSettings) -> ft.LabelledData:
@@ -141,10 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     objective.bucket = args.bucket
     # the whole held-out set is scored after training: no sample evaluation at the last step
     cfg = replace(s.train_config(device), final_eval_items=len(sp.test), eval_at_end=False)
+    n_evals = evaluations(args, s)
     if s.time_budget_s > 0:
-        cfg = replace(cfg, eval_every_s=s.time_budget_s / max(1, args.evaluations) if args.evaluations else 0.0)
+        cfg = replace(cfg, eval_every_s=s.time_budget_s / max(1, n_evals) if n_evals else 0.0)
     else:
-        cfg = replace(cfg, eval_every=max(1, s.steps // args.evaluations) if args.evaluations else 0)
+        cfg = replace(cfg, eval_every=max(1, s.steps // n_evals) if n_evals else 0)
     say(f"{len(sp.train):,} train / {len(sp.test):,} held-out rows of {data.source}, classes {list(sp.names)}"
         f" (majority baseline {sp.majority_baseline:.1%}). {data.dropped}".rstrip())
     say(f"{args.model}, {s.pooling} pooling, {ft.trainable_parameters(model):,} trainable weights, batch "

@@ -1,5 +1,6 @@
-"""Classroom-safe tweets, on the real rows of the bundled CSV: HTML entities unescaped, profane tweets left out (by
-better-profanity's word list) and counted for the user; the MLM corpus shares the same cleaning."""
+"""Classroom-safe tweets, on the real rows of the bundled CSV: HTML entities unescaped, links shown as [link],
+profane tweets left out (by better-profanity's word list) and counted for the user; the MLM corpus shares the same
+cleaning."""
 
 from __future__ import annotations
 
@@ -31,6 +32,24 @@ def test_html_entities_come_out_as_the_characters(raw_rows, safe):
     assert tidy in set(safe.texts)
     assert sum(1 for r in raw_rows if re.search(r"&(amp|lt|gt|quot);", r["text"])) > 1000  # the CSV is full of them
     assert not any(re.search(r"&(amp|lt|gt|quot|#\d+);", t) for t in safe.texts)
+
+
+def test_links_are_shown_as_link_and_tweets_that_differ_only_in_a_link_are_one(raw_rows, safe):
+    def plain(t: str) -> bool:
+        return "&" not in t and "\ufffd" not in t and not corpus.is_profane(t)
+
+    t_co = r"http://t\.co/\w+(?=\s|$)"
+    raw = next(r["text"] for r in raw_rows if re.search(t_co, r["text"]) and plain(r["text"]))
+    assert " ".join(re.sub(t_co, "[link]", raw).split()) in set(safe.texts)
+    assert sum(1 for r in raw_rows if "http" in r["text"]) > 10_000  # the CSV's links
+    assert not any(re.search(r"http|\bwww\.\S", t, re.IGNORECASE) for t in safe.texts)
+    # the CSV's cut-off and glued links too
+    assert corpus.links_as_words("so...http://t.co/x and www.a.com http:/\u2026 HTTPS://T.CO end") == \
+        "so... [link] and [link] [link] [link] end"
+    seen: dict[str, str] = {}
+    twin = next(t for r in raw_rows if plain(t := " ".join(r["text"].split())) and "http" in t
+                and seen.setdefault(re.sub(r"http\S*", "", t), t) != t)  # another raw row, another link
+    assert ft.load_sentiment()["text"].tolist().count(corpus.links_as_words(twin)) == 1
 
 
 def test_a_tweet_with_a_swear_word_is_left_out_and_counted(raw_rows, safe):

@@ -87,6 +87,13 @@ def test_the_cli_takes_its_defaults_from_the_recipe():
     assert finetune_cli.settings(finetune_cli.parse(["--dropout", "0"])).dropout == 0.0
 
 
+@pytest.mark.parametrize("argv, n", [([], 4), (["--time-budget", "120"], 2), (["--time-budget", "600"], 4),
+                                     (["--time-budget", "20"], 1), (["--time-budget", "120", "--evaluations", "0"], 0)])
+def test_a_short_budget_spends_less_of_itself_on_sample_evaluations(argv, n):
+    a = finetune_cli.parse(argv)
+    assert finetune_cli.evaluations(a, finetune_cli.settings(a)) == n
+
+
 def test_a_dropout_outside_zero_to_one_is_refused_with_a_message(capsys):
     for bad in ("1", "-0.1", "lots"):
         with pytest.raises(SystemExit) as e:
