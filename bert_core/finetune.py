@@ -63,7 +63,8 @@ def load_sentiment() -> pd.DataFrame:
 
     df = pd.read_csv(sentiment_csv_path(), encoding_errors="replace", dtype={"text": str, "sentiment": str})
     df = df.rename(columns={"sentiment": "label"}).dropna(subset=["text", "label"])
-    df["text"] = df["text"].str.replace("\ufffd", "", regex=False).map(tidy_tweet).map(links_as_words).map(without_mojibake)
+    text = df["text"].str.replace("\ufffd", "", regex=False)
+    df["text"] = text.map(tidy_tweet).map(links_as_words).map(without_mojibake)
     return df[df["text"] != ""].drop_duplicates("text").reset_index(drop=True)
 
 

@@ -40,6 +40,13 @@ def dropout_p(text: str) -> float:
     return p
 
 
+def boost_factor(text: str) -> float:
+    x = float(text)
+    if not 1.0 <= x <= 10.0:
+        raise argparse.ArgumentTypeError(f"the boost must be from 1 (off) to 10, not {text}")
+    return x
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     d = ft.FULL_RECIPE
     ap = argparse.ArgumentParser(prog="python -m bert_core.finetune", description=__doc__,
@@ -63,7 +70,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, help="peak learning rate (default: " +
                     ", ".join(f"{v:g} with --mode {k}" for k, v in ft.DEFAULT_LR.items()) + ")")
     ap.add_argument("--warmup", type=float, default=d.warmup_ratio, help="share of the run warming up")
-    ap.add_argument("--short-run-boost", type=float, default=d.short_run_boost,
+    ap.add_argument("--short-run-boost", type=boost_factor, default=d.short_run_boost,
                     help="a run of at most 60 steps peaks at this times the LR, falling to 1× at 150 steps; the "
                          "clock's pace says how many a --time-budget run takes (1: off; --mode full only)")
     ap.add_argument("--max-len", type=int, default=d.max_len)

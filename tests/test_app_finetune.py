@@ -75,8 +75,8 @@ def test_data_view_shows_the_class_balance_and_the_schedule(tiny_dir):
     lr = arr(chart(at, "Learning rate of this run")["data"][0]["y"])
     # 100 steps: a short run, whose peak is 1.36x the slider's (budget.lr_boost), said beside the chart
     assert len(lr) == 100 and lr.max() == pytest.approx(5e-5 * 2 ** (np.log(150 / 100) / np.log(150 / 60)))
-    assert any("A short run peaks higher: 6.8e-05 instead of 5e-05" in m.value and "1.4× the rate you picked" in m.value
-               for m in at.markdown)
+    assert any("A short run peaks higher: 6.8e-05 instead of 5e-05" in m.value
+               and "1.4× the rate you picked" in m.value for m in at.markdown)
     assert any("100 steps × 16 examples = 21 passes over the 77 training examples" in m.value for m in at.markdown)
     assert any("into 2 scores" in m.value for m in at.markdown)
 

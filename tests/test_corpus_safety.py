@@ -59,8 +59,8 @@ def test_broken_apostrophes_and_quotes_are_mended_and_emoji_debris_goes(raw_rows
     assert re.sub(r"http\S+", "[link]", raw.replace("\u0562__", "'")) in texts  # "I don't want either! RT ..."
     assert sum(1 for r in raw_rows if not r["text"].isascii()) > 1000  # the CSV's broken characters
     assert all(t.isascii() for t in safe.texts)
-    assert corpus.without_mojibake("\u0562_\u0381@Kid_Ink: you\u0562__ll see\u0562__\u045d _\u0589_\u058d_ AC_\u7946DC") == \
-        '"@Kid_Ink: you\'ll see" AC DC'  # underscores only go when glued to the debris
+    broken = "\u0562_\u0381@Kid_Ink: you\u0562__ll see\u0562__\u045d _\u0589_\u058d_ AC_\u7946DC"
+    assert corpus.without_mojibake(broken) == '"@Kid_Ink: you\'ll see" AC DC'  # _ goes only when glued to debris
 
 
 def test_a_tweet_with_a_swear_word_is_left_out_and_counted(raw_rows, safe):

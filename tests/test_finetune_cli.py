@@ -102,6 +102,15 @@ def test_a_dropout_outside_zero_to_one_is_refused_with_a_message(capsys):
         assert "argument --dropout" in capsys.readouterr().err
 
 
+def test_a_short_run_boost_below_one_or_absurd_is_refused_with_a_message(capsys):
+    assert finetune_cli.settings(finetune_cli.parse(["--short-run-boost", "1"])).short_run_boost == 1.0
+    for bad in ("0.5", "-2", "0", "50", "lots"):
+        with pytest.raises(SystemExit) as e:
+            finetune_cli.parse(["--short-run-boost", bad])
+        assert e.value.code == 2
+        assert "argument --short-run-boost" in capsys.readouterr().err
+
+
 def torchrun(module: str, args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
     digests = tmp_path / "digests"
     env = {**os.environ, "BERT_LAB_WEIGHTS_DIGEST_DIR": str(digests), "OMP_NUM_THREADS": "1",
