@@ -36,21 +36,29 @@ def a_batch(tok, masks: list[list[int]]):
             "labels": labels}
 
 
+def loss_and_masks(objective, model, batch):
+    """The objective's loss, and for each masked position its logits, right answer and the text before masking."""
+    with torch.no_grad():
+        got = float(objective.loss(model, batch))
+        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
+                                               batch["attention_mask"]).last_hidden_state)
+    masks = []
+    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
+        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+        masks.append((logits[row, col].float(), int(batch["labels"][row, col]), text))
+    return got, masks
+
+
 @pytest.mark.parametrize("penalty", ["unlikelihood", "margin"])
 def test_copy_penalty_equals_a_direct_computation(tok, penalty):
     model = loading.tiny_bert(len(tok), layers=1, hidden=32, heads=2).eval()
     objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, weight=0.7, penalty=penalty,
                                  common=3)
     batch = a_batch(tok, [[2, 8], [1], [4]])  # "cat" (again at 9), "the", "paris" (again later), "cup"
-    with torch.no_grad():
-        got = objective.loss(model, batch)
-        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
-                                               batch["attention_mask"]).last_hidden_state)
+    got, masks = loss_and_masks(objective, model, batch)
     exempt = set(objective.exempt.tolist())
     ce, penalties = [], []
-    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
-        z, gold = logits[row, col].float(), int(batch["labels"][row, col])
-        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+    for z, gold, text in masks:
         others = sorted(set(text) - exempt - {gold})
         assert others, "every masked position has other words to penalise"
         if penalty == "margin":
@@ -60,7 +68,7 @@ def test_copy_penalty_equals_a_direct_computation(tok, penalty):
             penalties.append(sum(-float(torch.log1p(-p[w])) for w in others))
         ce.append(float(F.cross_entropy(z[None], torch.tensor([gold]))))
     expected = sum(ce) / len(ce) + 0.7 * sum(penalties) / len(penalties)
-    assert abs(float(got) - expected) < 1e-4 * max(1.0, expected), (float(got), expected)
+    assert abs(got - expected) < 1e-4 * max(1.0, expected), (got, expected)
     assert sum(penalties) > 0
     objective.weight = 0.0
     with torch.no_grad():
@@ -72,19 +80,14 @@ def test_copy_weight_scales_the_masks_whose_answer_is_elsewhere_in_the_text(tok)
     model = loading.tiny_bert(len(tok), layers=1, hidden=32, heads=2).eval()
     objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3, copy_weight=0.25)
     batch = a_batch(tok, [[2, 8], [1], [4]])  # "cat" (again at 9), "the", "paris" (again later), "cup"
-    with torch.no_grad():
-        got = float(objective.loss(model, batch))
-        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
-                                               batch["attention_mask"]).last_hidden_state)
+    got, masks = loss_and_masks(objective, model, batch)
     exempt = set(objective.exempt.tolist())
     ce, weights, repeated = [], [], []
-    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
-        gold = int(batch["labels"][row, col])
-        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+    for z, gold, text in masks:
         again = text.count(gold) > 1 and gold not in exempt
         repeated.append(tok.convert_ids_to_tokens(gold) if again else None)
         weights.append(0.25 if again else 1.0)
-        ce.append(float(F.cross_entropy(logits[row, col][None].float(), torch.tensor([gold]))))
+        ce.append(float(F.cross_entropy(z[None], torch.tensor([gold]))))
     assert [w for w in repeated if w] == ["cat", "paris"]  # "the" repeats too, but is one of the 3 commonest
     expected = sum(c * w for c, w in zip(ce, weights)) / sum(weights)
     assert abs(got - expected) < 1e-5, (got, expected)
@@ -102,15 +105,10 @@ def test_the_teacher_without_copies_is_the_starting_model_with_the_texts_words_t
     objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3)
     objective.set_teacher(model, first_trained=1, share=0.75)
     batch = a_batch(tok, [[2, 8], [1], [4]])
-    with torch.no_grad():
-        got = float(objective.loss(model, batch))
-        logits = model.mlm_logits(model.encode(batch["input_ids"], batch["token_type_ids"],
-                                               batch["attention_mask"]).last_hidden_state)
+    got, masks = loss_and_masks(objective, model, batch)
     exempt = set(objective.exempt.tolist())
     losses, taken_out = [], []
-    for row, col in (batch["labels"] != IGNORE).nonzero().tolist():
-        z, gold = logits[row, col].float(), int(batch["labels"][row, col])
-        text = torch.where(batch["labels"][row] != IGNORE, batch["labels"][row], batch["input_ids"][row]).tolist()
+    for z, gold, text in masks:
         out = sorted(set(text) - exempt - {gold})
         taken_out.append(tok.convert_ids_to_tokens(out))
         target = z.clone()
