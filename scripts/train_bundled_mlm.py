@@ -43,6 +43,9 @@ class NoCopyMLM(MLMObjective):
     alone the ``common`` most frequent tokens of the corpus (the, of, '.', ...), which recur in any text for good
     reason."""
 
+    teacher: tuple[torch.nn.ModuleList, torch.nn.Module] | None = None  # see set_teacher
+    teacher_share, first_trained = 0.0, 0
+
     def __init__(self, *args, weight: float = 0.0, penalty: str = "unlikelihood", common: int = 50,
                  copy_weight: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,17 +54,13 @@ class NoCopyMLM(MLMObjective):
                                 minlength=len(self.continuation))
         self.exempt = torch.cat([torch.tensor(self.tok.all_special_ids), counts.topk(common).indices])
 
-    teacher: tuple[torch.nn.ModuleList, torch.nn.Module] | None = None  # see set_teacher
-    teacher_share, first_trained = 0.0, 0
-
     def set_teacher(self, model: Bert, first_trained: int, share: float) -> None:
         """Learn from the model as it is now (frozen copies of its trained layers and head), with the words of the
         sequence taken out of its guesses: the answer and the commonest tokens stay. ``share`` of the loss is this
         soft target, the rest the usual cross-entropy. It keeps what the model knows and drops only its copies."""
         self.teacher = copy.deepcopy((model.bert.encoder.layer[first_trained:], model.cls.predictions))
-        for p in self.teacher[1].parameters():
-            p.requires_grad_(False)
-        self.teacher[0].requires_grad_(False)
+        for part in self.teacher:
+            part.requires_grad_(False)
         self.teacher_share, self.first_trained = share, first_trained
 
     def _forward(self, model: Bert, batch: dict[str, torch.Tensor], sel: torch.Tensor):
@@ -233,6 +232,10 @@ def main() -> None:
                          "every held-out text, the everyday probes and the game sentences; train nothing")
     ap.add_argument("--write-card", action="store_true", help="with --evaluate-only: record the figures in the card")
     args = ap.parse_args()
+    if not 0 <= args.teacher_without_copies <= 1 or args.copy_weight < 0:
+        ap.error("--teacher-without-copies is a share from 0 to 1, and --copy-weight is 0 or more")
+    if args.teacher_without_copies and not args.init_from:
+        ap.error("--teacher-without-copies learns from the --init-from artifact: name one")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -263,8 +266,6 @@ def main() -> None:
         keep = frozenset(overlay(model, args.init_from))
         previous = json.loads((args.init_from / "model_card.json").read_text())
     if args.teacher_without_copies:
-        if not args.init_from:
-            ap.error("--teacher-without-copies learns from the --init-from artifact: name one")
         objective.set_teacher(model, args.first_trained_layer, args.teacher_without_copies)
     frozen_probe = evaluate(model, objective)  # fresh head: chance level, for the record
     print("before training:", frozen_probe, flush=True)

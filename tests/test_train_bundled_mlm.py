@@ -145,3 +145,17 @@ def test_a_phase_training_fewer_layers_keeps_the_earlier_phases_tensors(tmp_path
     name1, name5 = "bert.encoder.layer.1.output.dense.bias", "bert.encoder.layer.5.output.dense.bias"
     assert torch.equal(second[name1], first[name1])
     assert torch.allclose(second[name5].float(), first[name5].float() + 1.0, atol=2e-3)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--teacher-without-copies", "2"], "a share from 0 to 1"),
+    (["--copy-weight", "-1"], "--copy-weight is 0 or more"),
+    (["--teacher-without-copies", "0.5"], "learns from the --init-from artifact"),
+])
+def test_copy_options_out_of_range_get_a_one_line_message(args, message):
+    import subprocess
+
+    script_path = Path(script.__file__)
+    run = subprocess.run([sys.executable, str(script_path), *args], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and message in run.stderr.strip().splitlines()[-1], run.stderr[-500:]
+    assert "Traceback" not in run.stderr
