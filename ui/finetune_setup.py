@@ -12,7 +12,7 @@ import streamlit as st
 from bert_core import estimate as est
 from bert_core import finetune as ft
 from bert_core import jobs
-from bert_core.budget import lr_boost
+from bert_core.budget import LONG_RUN, SHORT_RUN, lr_boost
 from bert_core.runs import lr_text
 from ui import figures_finetune as ffigs, run_view as rv
 from ui.text import md_escape
@@ -201,8 +201,8 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
     c1.select_slider("Batch size", BATCHES, key="ft_batch", disabled=locked)
     c2.select_slider("Peak learning rate", _options(LRS, s["ft_lr"]), key="ft_lr", disabled=locked,
                      format_func=lr_text, help="How far each step moves the weights. Training every weight, a run "
-                     "of under 150 steps peaks higher, up to twice this at 60 steps or fewer: on the tweets that "
-                     "gained about a point of accuracy at 60 steps.")
+                     f"of under {LONG_RUN} steps peaks higher, up to twice this at {SHORT_RUN} steps or fewer: on "
+                     "the tweets that gained about a point of accuracy at 60 steps.")
     c2.slider("Warm-up (share of the run)", 0.0, 0.5, step=0.02, key="ft_warmup", disabled=locked)
     c2.radio("Sentence vector", list(POOL_LABELS), key="ft_pool", disabled=locked, format_func=POOL_LABELS.get,
              help="What the classifier reads: BERT's [CLS] vector (through the pooler), or the average of every "
@@ -222,7 +222,8 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
     settings = settings_from_state()
     right, _ = rv.schedule_preview(settings, "ft", "Learning rate of this run")
     if settings.time_budget_s:
-        right.markdown(rv.lab_text("finetune_budget", budget=_budget_label(settings.time_budget_s)))
+        right.markdown(rv.lab_text("finetune_budget", budget=_budget_label(settings.time_budget_s),
+                                   long=LONG_RUN, short=SHORT_RUN))
     else:
         epochs = settings.epochs(len(sp.train))
         right.markdown(rv.lab_text("finetune_epochs", steps=settings.steps, batch=settings.batch_size, epochs=epochs,
@@ -230,7 +231,7 @@ def settings_section(lm, sp: ft.Split, locked: bool) -> ft.FinetuneSettings:
         cfg = settings.train_config()
         if (boost := lr_boost(cfg.short_run_boost, cfg.max_steps)) > 1:
             right.markdown(rv.lab_text("finetune_short_run", peak=lr_text(cfg.lr * boost), lr=lr_text(cfg.lr),
-                                       boost=boost))
+                                       boost=boost, long=LONG_RUN, short=SHORT_RUN))
     with st.expander("The task head, with this model's numbers"):
         st.markdown(rv.lab_text("finetune_task_head", layers=c.num_hidden_layers, hidden=c.hidden_size, n_cls=n_cls,
                                 names=", ".join(md_escape(n) for n in sp.names)))
