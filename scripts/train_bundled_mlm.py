@@ -80,6 +80,13 @@ class NoCopyMLM(MLMObjective):
         student = model.bert.encoder(h, mask, start=self.first_trained)[0][-1]
         return model.mlm_logits(student[sel]).float(), teacher
 
+    def whole_words(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` with every token that is not a word on its own replaced by [PAD]: a piece of a longer word
+        ("snow" in snow ##man) is not a word of the text, so guessing it is no copy."""
+        piece = self.continuation[ids]
+        split = piece | torch.cat([piece[:, 1:], torch.zeros_like(piece[:, :1])], 1)  # is or precedes a ##piece
+        return ids.masked_fill(split, self.tok.pad_token_id)  # [PAD] is special, so never taken out
+
     def loss(self, model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.weight and self.copy_weight == 1 and self.teacher is None:
             return super().loss(model, batch)
@@ -96,7 +103,7 @@ class NoCopyMLM(MLMObjective):
             w = torch.where(repeated, self.copy_weight, 1.0)
             ce = ce * w * len(w) / w.sum().clamp(min=1e-6)  # the mean over the masks that count
         context = torch.zeros_like(logits, dtype=torch.bool)
-        context.scatter_(1, original, True)  # the words of each masked position's sequence
+        context.scatter_(1, self.whole_words(original), True)  # the words of each masked position's sequence
         context[:, self.exempt] = False
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
         if teacher is not None:

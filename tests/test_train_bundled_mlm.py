@@ -18,12 +18,18 @@ from bert_core import loading  # noqa: E402
 from bert_core.training import IGNORE  # noqa: E402
 
 TEXTS = ["The cat sat on the mat and the cat slept.", "Paris is the capital of France, and Paris is big.",
-         "She drank a cup of tea with milk in the morning."]
+         "She drank a cup of tea with milk in the morning.", "The children built a snowman in the yard."]
 
 
 @pytest.fixture(scope="module")
 def tok():
     return loading.load_tokenizer(loading.bundled_dir())
+
+
+def words(tok, text: list[int]) -> set[int]:
+    """The tokens of ``text`` that are a word on their own, not a piece of a longer one (snow in snow ##man)."""
+    pieces = [t.startswith("##") for t in tok.convert_ids_to_tokens(text)] + [False]
+    return {t for i, t in enumerate(text) if not pieces[i] and not pieces[i + 1]}
 
 
 def a_batch(tok, masks: list[list[int]]):
@@ -59,7 +65,7 @@ def test_copy_penalty_equals_a_direct_computation(tok, penalty):
     exempt = set(objective.exempt.tolist())
     ce, penalties = [], []
     for z, gold, text in masks:
-        others = sorted(set(text) - exempt - {gold})
+        others = sorted(words(tok, text) - exempt - {gold})
         assert others, "every masked position has other words to penalise"
         if penalty == "margin":
             penalties.append(sum(max(0.0, float(z[w] - z[gold] + 1)) for w in others))
@@ -102,14 +108,16 @@ def test_copy_weight_scales_the_masks_whose_answer_is_elsewhere_in_the_text(tok)
 def test_the_teacher_without_copies_is_the_starting_model_with_the_texts_words_taken_out(tok):
     torch.manual_seed(0)
     model = loading.tiny_bert(len(tok), layers=2, hidden=32, heads=2).eval()
+    with torch.no_grad():  # the guesses lean on "snow" and "france", so whether they are taken out shows
+        model.cls.predictions.bias[tok.convert_tokens_to_ids(["snow", "france"])] += 8.0
     objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3)
     objective.set_teacher(model, first_trained=1, share=0.75)
-    batch = a_batch(tok, [[2, 8], [1], [4]])
+    batch = a_batch(tok, [[2, 8], [1], [4], [2]])  # ..., "children" beside a snowman
     got, masks = loss_and_masks(objective, model, batch)
     exempt = set(objective.exempt.tolist())
     losses, taken_out = [], []
     for z, gold, text in masks:
-        out = sorted(set(text) - exempt - {gold})
+        out = sorted(words(tok, text) - exempt - {gold})
         taken_out.append(tok.convert_ids_to_tokens(out))
         target = z.clone()
         target[out] = float("-inf")
@@ -118,6 +126,7 @@ def test_the_teacher_without_copies_is_the_starting_model_with_the_texts_words_t
         soft = -float((target * z.log_softmax(-1)).sum())
         losses.append(0.75 * soft + 0.25 * float(F.cross_entropy(z[None], torch.tensor([gold]))))
     assert "france" in taken_out[2] and "paris" not in taken_out[2]  # "paris" is the answer there: it stays
+    assert "built" in taken_out[4] and "snow" not in taken_out[4]  # a piece of "snowman" is not a word of the text
     assert abs(got - sum(losses) / len(losses)) < 1e-4, (got, sum(losses) / len(losses))
     with torch.no_grad():  # the teacher stays as it was while the model trains
         model.bert.encoder.layer[1].output.dense.weight.mul_(2)
