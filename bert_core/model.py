@@ -61,6 +61,13 @@ ACT2FN = {"gelu": F.gelu, "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh
 LayerOut = tuple[Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor]]  # (B, T, D), probs or None, (q, k, v)
 
 
+def additive_mask(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """(B, T) of 1 = token, 0 = padding -> additive (B, 1, 1, T): 0 where attended, the dtype's minimum at padding."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None  # nothing padded
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None,
                                  dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
     """softmax(Q Kᵀ / √d_k + mask) V, written out so that the probabilities can be returned.
@@ -227,9 +234,7 @@ class BertModel(nn.Module):
                 output_hidden_states: bool = False, output_qkv: bool = False) -> EncoderResult:
         """input_ids (B, T); attention_mask (B, T) of 1 = token, 0 = padding; head_mask (L, H) or (B, L, H)."""
         h = self.embeddings(input_ids, torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids)
-        mask = None  # additive (B, 1, 1, T): 0 where attended, the dtype's minimum at padding
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+        mask = additive_mask(attention_mask, h.dtype)
         if head_mask is not None:
             head_mask = (head_mask if head_mask.dim() == 3 else head_mask.unsqueeze(0)).to(h.dtype)  # (B or 1, L, H)
         hidden, attentions, qkv = self.encoder(h, mask, head_mask, output_attentions, output_qkv)

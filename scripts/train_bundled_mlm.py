@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bert_core import loading, mlm_report  # noqa: E402
 from bert_core.corpus import ALL_SOURCES, load_corpus  # noqa: E402
-from bert_core.model import Bert  # noqa: E402
+from bert_core.model import Bert, additive_mask  # noqa: E402
 from bert_core.training import IGNORE, MLMObjective, TrainConfig, evaluate, train  # noqa: E402
 
 
@@ -70,7 +70,7 @@ class NoCopyMLM(MLMObjective):
             return model.mlm_logits(model.encode(ids, types, attn).last_hidden_state[sel]).float(), None
         with torch.no_grad():
             h = model.bert.embeddings(ids, types)
-            mask = None if bool(attn.all()) else (1.0 - attn[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+            mask = additive_mask(attn, h.dtype)
             for layer in model.bert.encoder.layer[:self.first_trained]:
                 h = layer(h, mask)[0]
             t = h
