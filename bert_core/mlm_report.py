@@ -10,6 +10,7 @@ model's card, ``scripts/train_bundled_mlm.py --evaluate-only`` and ``tests/test_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -57,7 +58,12 @@ def copy_guesses(b: dict[str, torch.Tensor], sel: torch.Tensor, top1: torch.Tens
     return same.any(-1)
 
 
-def _mask_guesses(model: Bert, tok, sentences: list[str], k: int):
+# (token ids (N, T), the [MASK] column of each row, (N, V) logits there) -> (N, V) scores: another scorer of the
+# model's guesses, e.g. a training script's teacher, measured the same way as the model itself
+Rescore = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _mask_guesses(model: Bert, tok, sentences: list[str], k: int, rescore: Rescore | None = None):
     """(top-k token lists, (N, V) logits, tokenised sentences) at the one [MASK] of each sentence."""
     enc = tok(sentences, return_tensors="pt", padding=True)
     rows, cols = (enc["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
@@ -66,20 +72,26 @@ def _mask_guesses(model: Bert, tok, sentences: list[str], k: int):
     with torch.no_grad():
         top = top_k_at(model, enc["input_ids"], (rows.numpy(), cols.numpy()), k,
                        token_type_ids=enc["token_type_ids"], attention_mask=enc["attention_mask"])
-    tokens = [tok.convert_ids_to_tokens(r) for r in top.indices.tolist()]
+    logits, indices = top.logits, top.indices
+    if rescore is not None:
+        logits = rescore(enc["input_ids"], cols, logits.float())
+        indices = logits.topk(k, -1).indices
+    tokens = [tok.convert_ids_to_tokens(r) for r in indices.tolist()]
     words = [[t for t in tok.tokenize(s) if t != tok.mask_token] for s in sentences]
-    return tokens, top.logits, words
+    return tokens, logits, words
 
 
-def probe_results(model: Bert, tok, probes: tuple[ClozeProbe, ...] = EVERYDAY_CLOZE) -> list[ProbeResult]:
-    tops, _, words = _mask_guesses(model, tok, [p.sentence for p in probes], 5)
+def probe_results(model: Bert, tok, probes: tuple[ClozeProbe, ...] = EVERYDAY_CLOZE,
+                  rescore: Rescore | None = None) -> list[ProbeResult]:
+    tops, _, words = _mask_guesses(model, tok, [p.sentence for p in probes], 5, rescore)
     return [ProbeResult(p.sentence, top, top[0] in p.answers, any(t in p.answers for t in top), top[0] in ws)
             for p, top, ws in zip(probes, tops, words)]
 
 
-def game_ranks(model: Bert, tok, lines: tuple[str, ...] = BUILTIN_SENTENCES) -> list[GameRank]:
+def game_ranks(model: Bert, tok, lines: tuple[str, ...] = BUILTIN_SENTENCES,
+               rescore: Rescore | None = None) -> list[GameRank]:
     items = [parse_game_sentence(line) for line in lines]
-    tops, logits, _ = _mask_guesses(model, tok, [it.masked for it in items], 1)
+    tops, logits, _ = _mask_guesses(model, tok, [it.masked for it in items], 1, rescore)
     out = []
     for i, it in enumerate(items):
         answer_id = tok.convert_tokens_to_ids(tok.tokenize(it.answer)[0])

@@ -156,10 +156,78 @@ def test_a_phase_training_fewer_layers_keeps_the_earlier_phases_tensors(tmp_path
     assert torch.allclose(second[name5].float(), first[name5].float() + 1.0, atol=2e-3)
 
 
+@pytest.fixture(scope="module")
+def trigram(tok):
+    return script.TrigramCloze(tok, beta=0.75, top_k=6)
+
+
+def test_the_trigram_model_knows_everyday_phrases_the_corpus_lacks(trigram):
+    around = (["very", "you"], ["for", "the"])  # thank you very [MASK] for the ...
+    assert trigram.score("much", *around) > trigram.score("good", *around) + 2  # nats
+    tv = (["on", "game"], ["last", "night"])  # we watched the game on [MASK] last night
+    assert trigram.score("television", *tv) > max(trigram.score(w, *tv) for w in ("chicago", "washington")) + 4
+
+
+def test_the_words_around_a_mask_join_pieces_and_stop_at_a_sentence(tok, trigram):
+    text = tok.convert_ids_to_tokens(tok("A snowman melted. The children built a snowman in the yard!")["input_ids"])
+    yard, snow, built = text.index("yard"), text.index("snow", 6), text.index("built")
+    assert trigram.words_around(text, yard) == (["the", "in"], ["</s>"])
+    assert trigram.words_around(text, built) == (["children", "the"], ["a", "snowman"])
+    assert trigram.words_around(text, text.index("the")) == (["<s>"], ["children", "built"])
+    assert trigram.words_around(text, snow) is None  # a piece of a longer word: the trigram model has no say
+    isnt = tok.convert_ids_to_tokens(tok("isn't this my stop?")["input_ids"])
+    assert trigram.words_around(isnt, isnt.index("t")) is None
+
+
+def test_the_trigram_reweighting_equals_a_direct_computation(tok, trigram):
+    torch.manual_seed(0)
+    texts = ["Thank you very much for the gift.", "The children built a snowman in the yard."]
+    enc = [tok(t)["input_ids"] for t in texts]
+    width = max(map(len, enc))
+    original = torch.tensor([e + [tok.pad_token_id] * (width - len(e)) for e in enc])
+    cols = torch.tensor([4, 6])  # "much", and "##man" (no whole word: left as the teacher had it)
+    logits = torch.randn(2, len(tok))
+    logits[0, tok.convert_tokens_to_ids(["good", "much", "nice", "well", "so", "happy"])] += 9.0
+    got = trigram.reweigh(logits, original, cols)
+    logp = logits.log_softmax(-1)
+    assert torch.equal(got[1], logp[1])
+    kept = (got[0] > float("-inf")).nonzero()[:, 0].tolist()
+    top = logp[0].masked_fill(~trigram.known, float("-inf")).topk(6).indices.tolist()
+    assert sorted(kept) == sorted(top)  # "much" is among them, so nothing is added
+    text = tok.convert_ids_to_tokens(original[0].tolist())
+    around = (["very", "you"], ["for", "the"])
+    assert trigram.words_around(text, 4) == around
+    for i in top:
+        want = float(logp[0, i]) + 0.75 * trigram.score(tok.convert_ids_to_tokens(i), *around)
+        assert abs(float(got[0, i]) - want) < 1e-4
+    assert tok.convert_ids_to_tokens(int(got[0].argmax())) == "much"
+    far = logits.clone()
+    far[0, tok.convert_tokens_to_ids("much")] -= 30  # the answer out of the teacher's top guesses: added back
+    assert float(trigram.reweigh(far, original, cols)[0, tok.convert_tokens_to_ids("much")]) > float("-inf")
+
+
+def test_the_report_measures_the_teachers_target_through_the_same_code(tok, trigram):
+    from bert_core import mlm_report
+    from bert_core.corpus import ClozeProbe
+
+    torch.manual_seed(0)
+    model = loading.tiny_bert(len(tok), layers=1, hidden=32, heads=2).eval()
+    probe = ClozeProbe("Thank you very [MASK] for the gift.", ("much",))
+    got = mlm_report.probe_results(model, tok, (probe,), rescore=trigram.rescore)[0]
+    own = mlm_report.probe_results(model, tok, (probe,))[0]
+    ids = tok(probe.sentence, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model.mlm_logits(model.encode(ids, torch.zeros_like(ids), torch.ones_like(ids)).last_hidden_state)
+    want = trigram.reweigh_at(logits[0, 4].float().log_softmax(-1), (["very", "you"], ["for", "the"]))
+    assert got.top5 == tok.convert_ids_to_tokens(want.topk(5).indices.tolist())
+    assert int((want > float("-inf")).sum()) == trigram.top_k and got.top5 != own.top5
+
+
 @pytest.mark.parametrize("args,message", [
     (["--teacher-without-copies", "2"], "a share from 0 to 1"),
     (["--copy-weight", "-1"], "--copy-weight is 0 or more"),
     (["--teacher-without-copies", "0.5"], "learns from the --init-from artifact"),
+    (["--trigram-teacher", "0.75"], "give --teacher-without-copies a share too"),
 ])
 def test_copy_options_out_of_range_get_a_one_line_message(args, message):
     import subprocess
