@@ -113,7 +113,7 @@ class NoCopyMLM(MLMObjective):
         context.scatter_(1, gold[:, None], False)  # repeating a word is fine when it is the right answer
         if teacher is not None:
             if self.trigram is not None:
-                teacher = self.trigram.reweigh(teacher, original, sel.nonzero(as_tuple=True)[1])
+                teacher = self.trigram.reweigh(teacher, original, sel.nonzero(as_tuple=True)[1], gold)
             target = teacher.masked_fill(context, float("-inf")).softmax(-1)
             soft = -(target * logits.log_softmax(-1)).sum(-1)
             ce = self.teacher_share * soft + (1 - self.teacher_share) * ce
@@ -198,17 +198,18 @@ class TrigramCloze:
                 total += p([right[1], right[0], word])
         return total * self.nats
 
-    def reweigh(self, logits: torch.Tensor, original: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """(M, V) teacher logits -> log-probabilities with the trigram model's say added at each mask whose token
-        (``original[m, cols[m]]``, the text before masking) is a whole word: only the top_k known words, and that
-        answer, remain there. Other masks keep the teacher's own guesses."""
+    def reweigh(self, logits: torch.Tensor, texts: torch.Tensor, cols: torch.Tensor,
+                answers: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, V) teacher logits at ``texts[m, cols[m]]`` -> log-probabilities with the trigram model's say added
+        where a whole word stands: only the top_k known words, and ``answers[m]`` (the word there before masking),
+        remain. A mask whose answer is no known word, or a piece of a longer one, keeps the teacher's guesses."""
         logp = logits.log_softmax(-1)
         out = logp.clone()
         for m in range(len(logits)):
-            gold = int(original[m, cols[m]])
-            around = self.words_around([self.vocab[i] for i in original[m].tolist()], int(cols[m]))
-            if around is not None and self.known[gold]:
-                out[m] = self.reweigh_at(logp[m], around, gold)
+            answer = None if answers is None else int(answers[m])
+            around = self.words_around([self.vocab[i] for i in texts[m].tolist()], int(cols[m]))
+            if around is not None and (answer is None or self.known[answer]):
+                out[m] = self.reweigh_at(logp[m], around, answer)
         return out
 
     def reweigh_at(self, logp: torch.Tensor, around: tuple[list[str], list[str]], answer: int | None = None):
@@ -222,15 +223,9 @@ class TrigramCloze:
         return out
 
     def rescore(self, ids: torch.Tensor, cols: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """``mlm_report.Rescore``: the re-weighted guesses at one [MASK] per sentence (its own neighbours around
-        it), so the report measures the target this teacher trains towards."""
-        logp = logits.log_softmax(-1)
-        out = logp.clone()
-        for m in range(len(logits)):
-            around = self.words_around([self.vocab[i] for i in ids[m].tolist()], int(cols[m]))
-            if around is not None:
-                out[m] = self.reweigh_at(logp[m], around)
-        return out
+        """``mlm_report.Rescore``: the re-weighted guesses at one [MASK] per sentence, so the report measures the
+        target this teacher trains towards."""
+        return self.reweigh(logits, ids, cols)
 
 
 PENALTY_TEXT = {"unlikelihood": "unlikelihood of the sequence's other words",

@@ -188,7 +188,8 @@ def test_the_trigram_reweighting_equals_a_direct_computation(tok, trigram):
     cols = torch.tensor([4, 6])  # "much", and "##man" (no whole word: left as the teacher had it)
     logits = torch.randn(2, len(tok))
     logits[0, tok.convert_tokens_to_ids(["good", "much", "nice", "well", "so", "happy"])] += 9.0
-    got = trigram.reweigh(logits, original, cols)
+    answers = original[torch.arange(2), cols]  # the words there before masking
+    got = trigram.reweigh(logits, original, cols, answers)
     logp = logits.log_softmax(-1)
     assert torch.equal(got[1], logp[1])
     kept = (got[0] > float("-inf")).nonzero()[:, 0].tolist()
@@ -203,7 +204,23 @@ def test_the_trigram_reweighting_equals_a_direct_computation(tok, trigram):
     assert tok.convert_ids_to_tokens(int(got[0].argmax())) == "much"
     far = logits.clone()
     far[0, tok.convert_tokens_to_ids("much")] -= 30  # the answer out of the teacher's top guesses: added back
-    assert float(trigram.reweigh(far, original, cols)[0, tok.convert_tokens_to_ids("much")]) > float("-inf")
+    assert float(trigram.reweigh(far, original, cols, answers)[0, tok.convert_tokens_to_ids("much")]) > float("-inf")
+
+
+def test_the_trigram_teachers_loss_is_the_reweighted_target_without_the_texts_words(tok, trigram):
+    torch.manual_seed(0)
+    model = loading.tiny_bert(len(tok), layers=2, hidden=32, heads=2).eval()
+    objective = script.NoCopyMLM(tok, TEXTS * 4, TEXTS[:1], seq_len=16, eval_size=1, common=3)
+    objective.set_teacher(model, first_trained=1, share=1.0, trigram=trigram)
+    batch = a_batch(tok, [[2, 8], [1], [4], [2]])
+    got, masks = loss_and_masks(objective, model, batch)  # the student is still the teacher
+    cols = (batch["labels"] != IGNORE).nonzero()[:, 1]
+    exempt, losses = set(objective.exempt.tolist()), []
+    for (z, gold, text), col in zip(masks, cols):
+        target = trigram.reweigh(z[None], torch.tensor([text]), col[None], torch.tensor([gold]))[0]
+        target[sorted(words(tok, text) - exempt - {gold})] = float("-inf")
+        losses.append(-float((target.softmax(-1) * z.log_softmax(-1)).sum()))
+    assert abs(got - sum(losses) / len(losses)) < 1e-4, (got, sum(losses) / len(losses))
 
 
 def test_the_report_measures_the_teachers_target_through_the_same_code(tok, trigram):
