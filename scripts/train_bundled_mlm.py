@@ -19,7 +19,9 @@ import argparse
 import copy
 import json
 import math
+import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,7 +49,7 @@ class NoCopyMLM(MLMObjective):
 
     teacher: tuple[torch.nn.ModuleList, torch.nn.Module] | None = None  # see set_teacher
     teacher_share, first_trained = 0.0, 0
-    trigram: "TrigramCloze | None" = None  # see set_teacher
+    trigram: TrigramCloze | None = None  # see set_teacher
 
     def __init__(self, *args, weight: float = 0.0, penalty: str = "unlikelihood", common: int = 50,
                  copy_weight: float = 1.0, **kwargs):
@@ -144,10 +146,7 @@ class TrigramCloze:
     SENTENCE_END = {".", "!", "?", "[SEP]", "[CLS]"}
 
     def __init__(self, tok, beta: float = 0.75, top_k: int = 128):
-        import os
-        import re
-
-        import pocketsphinx
+        import pocketsphinx  # only for this teacher (requirements-dev.txt)
 
         self.lm = pocketsphinx.NGramModel.readfile(os.path.join(pocketsphinx.get_model_path(), "en-us",
                                                                 "en-us.lm.bin"))
@@ -205,18 +204,23 @@ class TrigramCloze:
         remain. A mask whose answer is no known word, or a piece of a longer one, keeps the teacher's guesses."""
         logp = logits.log_softmax(-1)
         out = logp.clone()
+        top = self.top_known(logp).tolist()
         for m in range(len(logits)):
             answer = None if answers is None else int(answers[m])
             around = self.words_around([self.vocab[i] for i in texts[m].tolist()], int(cols[m]))
             if around is not None and (answer is None or self.known[answer]):
-                out[m] = self.reweigh_at(logp[m], around, answer)
+                out[m] = self.reweigh_at(logp[m], around, top[m], answer)
         return out
 
-    def reweigh_at(self, logp: torch.Tensor, around: tuple[list[str], list[str]], answer: int | None = None):
-        """(V,) log-probabilities at one mask -> the top_k known words (and ``answer``), each plus beta × its
-        score; every other token -inf."""
-        ids = logp.masked_fill(~self.known, float("-inf")).topk(self.top_k).indices.tolist()
-        ids += [answer] if answer is not None and answer not in ids else []  # the answer is always a target word
+    def top_known(self, logp: torch.Tensor) -> torch.Tensor:
+        """(..., top_k) ids of the most likely tokens that are words of the trigram model."""
+        return logp.masked_fill(~self.known, float("-inf")).topk(self.top_k, -1).indices
+
+    def reweigh_at(self, logp: torch.Tensor, around: tuple[list[str], list[str]], ids: list[int],
+                   answer: int | None = None) -> torch.Tensor:
+        """(V,) log-probabilities at one mask -> the words ``ids`` (and ``answer``), each plus beta × its score;
+        every other token -inf."""
+        ids = ids + ([answer] if answer is not None and answer not in ids else [])  # the answer is a target word
         bonus = torch.tensor([self.score(self.vocab[i], *around) for i in ids], dtype=logp.dtype)
         out = torch.full_like(logp, float("-inf"))
         out[ids] = logp[ids] + self.beta * bonus
