@@ -77,6 +77,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-len", type=int, default=d.max_len)
     ap.add_argument("--dropout", type=dropout_p, default=d.dropout, help="every dropout layer while training "
                     "(BERT's 0.1, the recipe's; BENCHMARKS.md compares 0)")
+    ap.add_argument("--word-embeddings", action=argparse.BooleanOptionalAction, default=d.word_embeddings,
+                    help="--mode full: whether the word-embedding table learns too (BERT's recipe). It is half "
+                         "the weights: leaving a pretrained model's table makes a step 8-14%% faster at the same "
+                         "accuracy (BENCHMARKS.md); a barely trained model needs it to learn")
     ap.add_argument("--precision", choices=["auto", "no", "bf16"], default=d.mixed_precision,
                     help="autocast; auto: bf16 on CUDA and on CPUs with bf16 instructions")
     ap.add_argument("--bucket", type=int, default=BUCKET,
@@ -95,7 +99,7 @@ def settings(args: argparse.Namespace) -> ft.FinetuneSettings:
     return replace(ft.FULL_RECIPE, mode=args.mode, pooling=args.pooling, n_train=args.train, n_test=args.test,
                    time_budget_s=args.time_budget, steps=steps, batch_size=args.batch_size, warmup_ratio=args.warmup,
                    lr=ft.DEFAULT_LR[args.mode] if args.lr is None else args.lr, max_len=args.max_len, seed=args.seed,
-                   dropout=args.dropout, short_run_boost=args.short_run_boost,
+                   dropout=args.dropout, short_run_boost=args.short_run_boost, word_embeddings=args.word_embeddings,
                    labels=tuple(x.strip() for x in args.labels.split(",") if x.strip()),
                    mixed_precision=args.precision)
 
@@ -209,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "n_test": len(sp.test), "classes": list(sp.names), "model": args.model, "pooling": s.pooling,
                       "lr": s.lr, "peak_lr": float(f"{max((e.lr for e in result.history), default=0):.3g}"),
                       "batch_size": s.batch_size, "max_len": s.max_len, "warmup": s.warmup_ratio,
-                      "dropout": s.dropout, "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
+                      "dropout": s.dropout, "word_embeddings": s.word_embeddings, "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
                       "device": device, "processes": accel.world(), "gpu_memory_mb": ev.gpu_memory_mb if ev else None,
                       "notes": notes}), flush=True)
     accel.teardown()

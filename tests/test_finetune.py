@@ -188,6 +188,25 @@ def test_fine_tuning_a_tiny_model_learns_a_separable_task(tiny_dir):
     assert after["eval_loss"] < before["eval_loss"] and after["accuracy"] >= 0.9, (before, after)
 
 
+def test_the_word_embedding_table_can_stay_as_it_is_while_every_other_weight_trains(tiny_dir):
+    lm = load_model(str(tiny_dir))
+    sp = ft.split(toy_data(), 80, 16)
+    model = ft.classifier_model(lm.model, sp.names, ft.FULL, word_embeddings=False)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"bert.embeddings.word_embeddings.weight"}
+    table = lm.model.bert.embeddings.word_embeddings.weight.detach().clone()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    obj = ClassificationObjective(lm.tokenizer, list(sp.train), list(sp.test), max_len=16)
+    train(model, obj, TrainConfig(max_steps=30, batch_size=16, lr=3e-3, warmup_ratio=0.1, device="cpu"))
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, table)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    # every other weight learnt; a key bias may not (softmax ignores it: it adds q·b to a whole row of scores, so
+    # its gradient is zero up to rounding)
+    key_bias = {n for n, _ in model.named_parameters() if n.endswith("attention.self.key.bias")}
+    assert key_bias and moved - key_bias == {n for n, _ in model.named_parameters()} - frozen - key_bias
+    assert ft.trainable_parameters(model) == sum(p.numel() for p in model.parameters()) - table.numel()
+
+
 def test_the_lab_job_reports_and_saves_a_checkpoint_transformers_reads(tiny_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -267,4 +286,16 @@ def test_cli_fine_tunes_a_csv(tiny_dir, tmp_path, capsys):
     final = json.loads(out.strip().splitlines()[-1])
     assert {"accuracy", "macro_f1", "majority_baseline", "seconds", "steps"} <= set(final)
     assert final["accuracy"] >= 0.9 and final["steps"] == 30
+    assert final["word_embeddings"] is True  # BERT's recipe: the table learns too
     assert load_model(str(tmp_path / "out")).has_classifier
+    base = load_model(str(tiny_dir)).model.bert.embeddings.word_embeddings.weight
+    # --no-word-embeddings: the saved table is the base model's, and the JSON and the log say so
+    assert finetune_cli.main(["--model", str(tiny_dir), "--csv", str(csv), "--train", "80", "--test", "16",
+                              "--steps", "3", "--max-len", "16", "--precision", "no", "--no-word-embeddings",
+                              "--out", str(tmp_path / "frozen")]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["word_embeddings"] is False
+    frozen = load_model(str(tmp_path / "frozen")).model
+    assert torch.equal(frozen.bert.embeddings.word_embeddings.weight, base)
+    n_all = sum(p.numel() for p in frozen.parameters())
+    assert f"{n_all - base.numel():,} trainable weights" in err
