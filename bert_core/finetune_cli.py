@@ -213,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "n_test": len(sp.test), "classes": list(sp.names), "model": args.model, "pooling": s.pooling,
                       "lr": s.lr, "peak_lr": float(f"{max((e.lr for e in result.history), default=0):.3g}"),
                       "batch_size": s.batch_size, "max_len": s.max_len, "warmup": s.warmup_ratio,
-                      "dropout": s.dropout, "word_embeddings": s.word_embeddings, "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
+                      "dropout": s.dropout, "word_embeddings": s.word_embeddings,
+                      "precision": precision(cfg, device), "time_budget_s": s.time_budget_s,
                       "device": device, "processes": accel.world(), "gpu_memory_mb": ev.gpu_memory_mb if ev else None,
                       "notes": notes}), flush=True)
     accel.teardown()
