@@ -282,13 +282,11 @@ def report(model: Bert, tok, seq_len: int) -> dict:
 
 def print_teacher_report(model: Bert, tok, trigram: TrigramCloze) -> None:
     """The everyday probes and game ranks of the target a --trigram-teacher phase would train towards."""
-    probes = mlm_report.probe_results(model, tok, rescore=trigram.rescore)
-    game = mlm_report.game_ranks(model, tok, rescore=trigram.rescore)
-    n = len(probes)
+    r = mlm_report.MLMReport(mlm_report.probe_results(model, tok, rescore=trigram.rescore),
+                             mlm_report.game_ranks(model, tok, rescore=trigram.rescore), held_out={})
     print(f"teacher (this artifact re-weighted by the trigram model, beta {trigram.beta:g}, top {trigram.top_k}): "
-          f"everyday copy {sum(p.copied for p in probes) / n:.1%}, hit@1 {sum(p.hit1 for p in probes) / n:.2f}, "
-          f"hit@5 {sum(p.hit5 for p in probes) / n:.2f}; game answers in the top 10: "
-          f"{sum(g.rank <= 10 for g in game)}/{len(game)}")
+          f"everyday copy {r.probe_copy_rate:.1%}, hit@1 {r.probe_hit1:.2f}, hit@5 {r.probe_hit5:.2f}; "
+          f"game answers in the top 10: {r.game_in_top10}/{len(r.game)}")
 
 
 def print_report(figures: dict) -> None:
